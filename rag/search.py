@@ -1,0 +1,265 @@
+"""Stage 5, index/ -> hits: hybrid retrieval, fusion, de-duplication, highlight, abstention.
+
+The maths are pure numpy functions over candidate rows; `Searcher` only wires them to an
+opened index and an encoder. Search never writes text: every hit is a span of a source.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+from .embedding import DEFAULT_MODEL, Encoder
+from .errors import RagError
+from .store import Index
+from .types import Answer, Hit
+
+FUSIONS = ("convex", "rrf")
+MODES = ("hybrid", "dense", "bm25")
+MAX_QUESTION_CHARS = 1000
+MAX_K = 100
+# Calibrated on eval/seed_questions.jsonl (see README, "Abstention"); other models start from
+# the generic value until `rag eval --calibrate` stores one fitted to them.
+DEFAULT_THRESHOLDS = {DEFAULT_MODEL: 0.35}
+GENERIC_THRESHOLD = 0.35
+
+
+@dataclass(frozen=True)
+class SearchConfig:
+    """How a question is answered; checked when built so errors name the bad parameter."""
+
+    mode: str = "hybrid"
+    fusion: str = "convex"
+    alpha: float = 0.5  # weight of the dense score in convex fusion
+    rrf_k: int = 60
+    candidates: int = 100  # taken from each retriever before fusion
+    highlight_lexical: float = 0.3  # weight of question-word overlap when picking the sentence
+
+    def __post_init__(self) -> None:
+        if self.mode not in MODES:
+            raise ValueError(f"mode must be one of {', '.join(MODES)}, got {self.mode!r}")
+        if self.fusion not in FUSIONS:
+            raise ValueError(f"fusion must be one of {', '.join(FUSIONS)}, got {self.fusion!r}")
+        if not 0.0 <= self.alpha <= 1.0:
+            raise ValueError(f"alpha must be between 0 and 1, got {self.alpha}")
+        if self.rrf_k < 1:
+            raise ValueError(f"rrf_k must be >= 1, got {self.rrf_k}")
+        if self.candidates < 1:
+            raise ValueError(f"candidates must be >= 1, got {self.candidates}")
+        if self.highlight_lexical < 0:
+            raise ValueError(f"highlight_lexical must be >= 0, got {self.highlight_lexical}")
+
+
+def check_question(question: object) -> str:
+    """The question stripped, or a one-line error for an empty or oversized one."""
+    if not isinstance(question, str) or not question.strip():
+        raise RagError('the question is empty; ask something, e.g. rag ask "Who claimed the attack?"')
+    question = question.strip()
+    if len(question) > MAX_QUESTION_CHARS:
+        raise RagError(
+            f"the question is {len(question)} characters long; keep it under {MAX_QUESTION_CHARS}"
+        )
+    return question
+
+
+def check_k(k: object) -> int:
+    if isinstance(k, bool) or not isinstance(k, int) or not 1 <= k <= MAX_K:
+        raise RagError(f"-k must be a whole number from 1 to {MAX_K}, got {k!r}")
+    return k
+
+
+def top_rows(scores: np.ndarray, n: int) -> np.ndarray:
+    """Indices of the `n` largest scores, best first (ties broken by index)."""
+    n = min(n, len(scores))
+    if n <= 0:
+        return np.zeros(0, dtype=np.int64)
+    part = np.argpartition(-scores, n - 1)[:n] if n < len(scores) else np.arange(len(scores))
+    return part[np.lexsort((part, -scores[part]))]
+
+
+def ranks(scores: np.ndarray) -> np.ndarray:
+    """1-based rank of each score, best first."""
+    order = np.lexsort((np.arange(len(scores)), -scores))
+    out = np.empty(len(scores), dtype=np.int64)
+    out[order] = np.arange(1, len(scores) + 1)
+    return out
+
+
+def rrf(dense: np.ndarray, lexical: np.ndarray, k: int = 60) -> np.ndarray:
+    """Reciprocal rank fusion of two score lists over the same candidates."""
+    return 1.0 / (k + ranks(dense)) + 1.0 / (k + ranks(lexical))
+
+
+def convex(dense: np.ndarray, lexical: np.ndarray, alpha: float) -> np.ndarray:
+    """Weighted sum of the cosine and the BM25 score scaled by its best possible value."""
+    return alpha * dense + (1.0 - alpha) * lexical
+
+
+def fuse(dense: np.ndarray, lexical: np.ndarray, config: SearchConfig) -> np.ndarray:
+    if config.mode == "dense":
+        return dense.astype(np.float64)
+    if config.mode == "bm25":
+        return lexical.astype(np.float64)
+    if config.fusion == "rrf":
+        return rrf(dense, lexical, config.rrf_k)
+    return convex(dense.astype(np.float64), lexical.astype(np.float64), config.alpha)
+
+
+def select_spans(
+    ordered_rows: Iterable[int],
+    sources: Sequence[str],
+    sentences: Sequence[Sequence[tuple[int, int]]],
+    k: int,
+) -> list[tuple[int, int, int]]:
+    """(row, first, last) sentence ranges to show, so that no sentence is shown twice.
+
+    Passages overlap by design; a passage whose sentences were all shown by a better one is
+    skipped, and one that shares some keeps its longest run of unseen sentences.
+    """
+    shown: dict[str, set[tuple[int, int]]] = {}
+    out: list[tuple[int, int, int]] = []
+    for row in ordered_rows:
+        if len(out) >= k:
+            break
+        seen = shown.setdefault(sources[row], set())
+        sents = sentences[row]
+        best: tuple[int, int] | None = None
+        run_start: int | None = None
+        for i, span in enumerate(list(sents) + [None]):  # type: ignore[list-item]
+            fresh = span is not None and span not in seen
+            if fresh and run_start is None:
+                run_start = i
+            if not fresh and run_start is not None:
+                if best is None or i - run_start > best[1] - best[0]:
+                    best = (run_start, i)
+                run_start = None
+        if best is None:
+            continue
+        out.append((row, best[0], best[1]))
+        seen.update(sents[best[0] : best[1]])
+    return out
+
+
+def idf(df: np.ndarray, n_docs: int) -> np.ndarray:
+    """BM25's inverse document frequency."""
+    return np.log(1.0 + (n_docs - df + 0.5) / (df + 0.5))
+
+
+def pick_sentence(semantic: np.ndarray, overlap: np.ndarray, lexical_weight: float) -> int:
+    """Index of the best-supporting sentence: cosine plus weighted question-term overlap."""
+    return int(np.argmax(semantic + lexical_weight * overlap))
+
+
+class Searcher:
+    """Answers questions from one opened index with one encoder."""
+
+    def __init__(self, index: Index, encoder: Encoder, config: SearchConfig | None = None) -> None:
+        if encoder.name != index.manifest.model or encoder.dimension != index.manifest.dimension:
+            raise RagError(
+                f"the index was built with model '{index.manifest.model}' "
+                f"(dimension {index.manifest.dimension}) but the model in use is '{encoder.name}' "
+                f"(dimension {encoder.dimension}); rebuild with: rag index --full --model {encoder.name}"
+            )
+        self.index = index
+        self.encoder = encoder
+        self.config = config or SearchConfig(fusion=index.manifest.fusion)
+        self.threshold = index.manifest.abstain_threshold
+        indptr = np.asarray(index.bm25.scores["indptr"])
+        self._idf = idf(np.diff(indptr).astype(np.float64), len(index.passages))
+        self._sources = [p.source for p in index.passages]
+        self._sentences = [p.sentences for p in index.passages]
+
+    def ask(self, question: str, k: int = 5) -> Answer:
+        return self.ask_many([question], k)[0]
+
+    def ask_many(self, questions: Sequence[str], k: int = 5) -> list[Answer]:
+        """Answers in order; the questions are encoded together."""
+        questions = [check_question(q) for q in questions]
+        check_k(k)
+        if not questions:
+            return []
+        vectors = self.encoder.encode_queries(questions)
+        return [self.answer(q, v, k) for q, v in zip(questions, vectors)]
+
+    def query_terms(self, question: str) -> np.ndarray:
+        ids = self.index.bm25_tokenizer.tokenize(
+            [question], update_vocab=False, return_as="ids", show_progress=False
+        )[0]
+        return np.unique(np.asarray(ids, dtype=np.int64))
+
+    def answer(self, question: str, qvec: np.ndarray, k: int) -> Answer:
+        """Rank, trim, highlight and judge one encoded question."""
+        index, cfg = self.index, self.config
+        n = len(index.passages)
+        if n == 0:
+            return Answer(question, False, ())
+        qvec = np.ascontiguousarray(qvec.reshape(1, -1), dtype=np.float32)
+        pool = min(n, max(cfg.candidates, 4 * k))
+        _, dense_ids = index.dense.search(qvec, pool)
+        terms = self.query_terms(question)
+        bm25_all = (
+            index.bm25.get_scores_from_ids(terms.tolist()) if len(terms) else np.zeros(n, np.float32)
+        )
+        bound = float(index.term_max[terms].sum()) if len(terms) else 0.0
+        candidates = np.union1d(index.rows(dense_ids[0][dense_ids[0] >= 0]), top_rows(bm25_all, pool))
+        dense = np.asarray(index.vectors[candidates] @ qvec[0], dtype=np.float64)
+        lexical = bm25_all[candidates] / bound if bound > 0 else np.zeros(len(candidates))
+        fused = fuse(dense, lexical, cfg)
+        order = np.lexsort((candidates, -fused))
+        answered = bool(dense.max() >= self.threshold)
+        chosen = select_spans(
+            (int(candidates[i]) for i in order), self._sources, self._sentences, k
+        )
+        position = {int(candidates[i]): i for i in order}
+        hits = []
+        for rank, (row, first, last) in enumerate(chosen, start=1):
+            i = position[row]
+            hits.append(self._hit(rank, row, first, last, fused[i], dense[i], lexical[i], qvec[0], terms))
+        return Answer(question, answered, tuple(hits))
+
+    def _hit(
+        self,
+        rank: int,
+        row: int,
+        first: int,
+        last: int,
+        score: float,
+        dense: float,
+        lexical: float,
+        qvec: np.ndarray,
+        terms: np.ndarray,
+    ) -> Hit:
+        passage = self.index.passages[row]
+        spans = passage.sentences[first:last]
+        start, end = spans[0][0], spans[-1][1]
+        text = passage.text[start - passage.start : end - passage.start]
+        rows = slice(passage.sentence_row + first, passage.sentence_row + last)
+        semantic = self.index.sentence_vectors[rows] @ qvec
+        overlap = self._term_overlap([passage.text[a - passage.start : b - passage.start] for a, b in spans], terms)
+        best = spans[pick_sentence(semantic, overlap, self.config.highlight_lexical)]
+        return Hit(
+            rank=rank,
+            score=float(score),
+            source=passage.source,
+            title=self.index.title(passage.source),
+            start=start,
+            end=end,
+            text=text,
+            highlight=best,
+            passage_id=int(passage.id),
+            dense=float(dense),
+            lexical=float(lexical),
+        )
+
+    def _term_overlap(self, sentences: list[str], terms: np.ndarray) -> np.ndarray:
+        """Share of the question's idf weight that each sentence contains."""
+        if not len(terms):
+            return np.zeros(len(sentences))
+        weights = self._idf[terms]
+        total = weights.sum()
+        tokenized = self.index.bm25_tokenizer.tokenize(
+            sentences, update_vocab=False, return_as="ids", show_progress=False
+        )
+        return np.array([weights[np.isin(terms, ids)].sum() / total for ids in tokenized])

@@ -1,0 +1,254 @@
+"""Stage 4, vectors -> index/: the index as a folder of plain files, written atomically.
+
+Layout of an index folder:
+
+    CURRENT                 name of the live generation, replaced atomically
+    gen-<time>-<rand>/      one complete, self-contained generation
+        manifest.json       how, from what and with what it was built
+        passages.jsonl      one passage a line, in ascending id order
+        ids.npy             int64 passage ids (ascending; row i is passages.jsonl line i)
+        vectors.npy         float32 unit passage vectors, one row per id
+        sentence_vectors.npy float32 unit vectors of each passage's sentences
+        dense.faiss         FAISS inner-product index over vectors, keyed by id
+        bm25/               bm25s index over the same passages (JSON + .npy)
+        bm25/term_max.npy   each term's best score in any passage (BM25 normalisation)
+
+Arrays are saved with allow_pickle=False; nothing is pickled. A generation is written under a
+temporary name, flushed to disk and renamed, then CURRENT is switched with os.replace, so a
+reader sees either the old index or the new one, never a mix.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import secrets
+import shutil
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from .errors import RagError
+from .types import Manifest, Passage
+
+FORMAT_VERSION = 1
+CURRENT = "CURRENT"
+_BM25_STOPWORDS = "en"
+_BM25_LANGUAGE = "english"
+
+
+@dataclass(frozen=True)
+class Index:
+    """An opened generation: everything a query needs, loaded once."""
+
+    path: Path
+    manifest: Manifest
+    passages: tuple[Passage, ...]  # row order
+    ids: np.ndarray  # int64, ascending, row-aligned with passages
+    vectors: np.ndarray  # (n, d) float32
+    sentence_vectors: np.ndarray  # (sentences, d) float32
+    dense: Any  # faiss.Index keyed by passage id
+    bm25: Any  # bm25s.BM25
+    bm25_tokenizer: Any  # bm25s.tokenization.Tokenizer
+    term_max: np.ndarray  # float32 per BM25 term
+
+    def rows(self, ids: np.ndarray) -> np.ndarray:
+        """Row of each passage id."""
+        return np.searchsorted(self.ids, ids)
+
+    def title(self, source: str) -> str:
+        record = self.manifest.sources.get(source)
+        return record.title if record else source
+
+
+def term_maxima(data: np.ndarray, indptr: np.ndarray) -> np.ndarray:
+    """Each column's largest value in a CSC matrix given by (data, indptr); 0 for empty ones."""
+    out = np.zeros(len(indptr) - 1, dtype=np.float32)
+    nonempty = indptr[1:] > indptr[:-1]
+    if nonempty.any():
+        out[nonempty] = np.maximum.reduceat(np.asarray(data), np.asarray(indptr[:-1])[nonempty])
+    return out
+
+
+def new_bm25_tokenizer() -> Any:
+    """Lower-case word tokens, English stopwords out, Snowball-stemmed."""
+    import Stemmer
+    from bm25s.tokenization import Tokenizer
+
+    return Tokenizer(stopwords=_BM25_STOPWORDS, stemmer=Stemmer.Stemmer(_BM25_LANGUAGE))
+
+
+def build_bm25(texts: Sequence[str]) -> tuple[Any, Any, np.ndarray]:
+    """(bm25s index, its tokenizer, per-term maximum scores) over `texts`."""
+    import bm25s
+
+    tokenizer = new_bm25_tokenizer()
+    tokens = tokenizer.tokenize(list(texts), return_as="tuple", show_progress=False)
+    retriever = bm25s.BM25()
+    retriever.index(tokens, show_progress=False)
+    return retriever, tokenizer, term_maxima(retriever.scores["data"], retriever.scores["indptr"])
+
+
+def build_dense(vectors: np.ndarray, ids: np.ndarray) -> Any:
+    """Exact inner-product FAISS index over unit vectors, keyed by int64 passage id."""
+    import faiss
+
+    index = faiss.IndexIDMap2(faiss.IndexFlatIP(vectors.shape[1]))
+    if len(ids):
+        index.add_with_ids(np.ascontiguousarray(vectors, dtype=np.float32), ids.astype(np.int64))
+    return index
+
+
+def _fsync_path(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def _fsync_tree(path: Path) -> None:
+    for sub in sorted(path.rglob("*")):
+        _fsync_path(sub)
+    _fsync_path(path)
+
+
+def write_index(
+    root: Path,
+    manifest: Manifest,
+    passages: Sequence[Passage],
+    vectors: np.ndarray,
+    sentence_vectors: np.ndarray,
+) -> Path:
+    """Write a new generation under `root` and make it the current one; returns its folder."""
+    import faiss
+
+    if len(passages) != len(vectors):
+        raise ValueError(f"{len(passages)} passages but {len(vectors)} vectors")
+    order = np.argsort(np.array([p.id for p in passages], dtype=np.int64), kind="stable")
+    passages = [passages[i] for i in order]
+    ids = np.array([p.id for p in passages], dtype=np.int64)
+    vectors = np.ascontiguousarray(vectors[order], dtype=np.float32)
+    if len(set(ids.tolist())) != len(ids):
+        raise ValueError("passage ids must be unique")
+
+    root.mkdir(parents=True, exist_ok=True)
+    name = f"gen-{time.strftime('%Y%m%dT%H%M%S')}-{secrets.token_hex(3)}"
+    tmp = root / f".tmp-{name}"
+    tmp.mkdir()
+    try:
+        (tmp / "manifest.json").write_text(json.dumps(manifest.to_json(), indent=2) + "\n", "utf-8")
+        with open(tmp / "passages.jsonl", "w", encoding="utf-8") as fh:
+            for p in passages:
+                fh.write(json.dumps(p.to_json(), ensure_ascii=False) + "\n")
+        np.save(tmp / "ids.npy", ids, allow_pickle=False)
+        np.save(tmp / "vectors.npy", vectors, allow_pickle=False)
+        np.save(tmp / "sentence_vectors.npy", sentence_vectors.astype(np.float32), allow_pickle=False)
+        faiss.write_index(build_dense(vectors, ids), str(tmp / "dense.faiss"))
+        retriever, tokenizer, term_max = build_bm25([p.embed_text for p in passages])
+        retriever.save(str(tmp / "bm25"), show_progress=False)
+        tokenizer.save_vocab(str(tmp / "bm25"))
+        np.save(tmp / "bm25" / "term_max.npy", term_max, allow_pickle=False)
+        _fsync_tree(tmp)
+        final = root / name
+        os.rename(tmp, final)
+        _switch_current(root, name)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    remove_old_generations(root, keep={name})
+    return final
+
+
+def _switch_current(root: Path, name: str) -> None:
+    pointer = root / f".{CURRENT}.{secrets.token_hex(3)}"
+    with open(pointer, "w", encoding="utf-8") as fh:
+        fh.write(name + "\n")
+        fh.flush()
+        os.fsync(fh.fileno())
+    os.replace(pointer, root / CURRENT)
+    _fsync_path(root)
+
+
+def current_generation(root: Path) -> Path | None:
+    """The live generation's folder, or None when `root` holds no complete index."""
+    try:
+        name = (root / CURRENT).read_text("utf-8").strip()
+    except (FileNotFoundError, NotADirectoryError):
+        return None
+    path = root / name
+    return path if name and path.is_dir() else None
+
+
+def remove_old_generations(root: Path, keep: set[str]) -> None:
+    """Delete generations and leftovers of interrupted builds, except `keep` and the one
+    before it (a running app may still be reading the previous generation)."""
+    gens = sorted(p for p in root.glob("gen-*") if p.is_dir())
+    keep = set(keep) | {p.name for p in gens[-2:]}
+    for path in gens:
+        if path.name not in keep:
+            shutil.rmtree(path, ignore_errors=True)
+    for path in root.glob(".tmp-gen-*"):
+        shutil.rmtree(path, ignore_errors=True)
+
+
+def read_manifest(root: Path) -> Manifest:
+    """The current generation's manifest, or a one-line error that says to build or rebuild."""
+    gen = current_generation(root)
+    if gen is None:
+        raise RagError(f"no index in '{root}'; build it with: rag index --index {root}")
+    try:
+        data = json.loads((gen / "manifest.json").read_text("utf-8"))
+    except (OSError, ValueError):
+        raise RagError(f"the index in '{root}' is damaged; rebuild it with: rag index --full") from None
+    version = data.get("format_version") if isinstance(data, dict) else None
+    if version != FORMAT_VERSION:
+        raise RagError(
+            f"the index in '{root}' has format {version}, this version reads {FORMAT_VERSION}; "
+            "rebuild it with: rag index --full"
+        )
+    try:
+        return Manifest.from_json(data)
+    except (KeyError, TypeError, ValueError):
+        raise RagError(f"the index in '{root}' is damaged; rebuild it with: rag index --full") from None
+
+
+def open_index(root: Path) -> Index:
+    """Load the current generation for querying."""
+    import bm25s
+    import faiss
+
+    manifest = read_manifest(root)
+    gen = current_generation(root)
+    assert gen is not None
+    try:
+        with open(gen / "passages.jsonl", encoding="utf-8") as fh:
+            passages = tuple(Passage.from_json(json.loads(line)) for line in fh)
+        ids = np.load(gen / "ids.npy", allow_pickle=False)
+        vectors = np.load(gen / "vectors.npy", allow_pickle=False, mmap_mode="r")
+        sentence_vectors = np.load(gen / "sentence_vectors.npy", allow_pickle=False)
+        dense = faiss.read_index(str(gen / "dense.faiss"))
+        retriever = bm25s.BM25.load(str(gen / "bm25"), show_progress=False)
+        tokenizer = new_bm25_tokenizer()
+        tokenizer.load_vocab(str(gen / "bm25"))
+        term_max = np.load(gen / "bm25" / "term_max.npy", allow_pickle=False)
+    except (OSError, ValueError, KeyError, RuntimeError):
+        raise RagError(f"the index in '{root}' is damaged; rebuild it with: rag index --full") from None
+    if vectors.shape != (len(passages), manifest.dimension) or dense.ntotal != len(passages):
+        raise RagError(f"the index in '{root}' is inconsistent; rebuild it with: rag index --full")
+    return Index(
+        path=gen,
+        manifest=manifest,
+        passages=passages,
+        ids=ids,
+        vectors=vectors,
+        sentence_vectors=sentence_vectors,
+        dense=dense,
+        bm25=retriever,
+        bm25_tokenizer=tokenizer,
+        term_max=term_max,
+    )

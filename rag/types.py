@@ -1,0 +1,258 @@
+"""The pipeline's data, in one place: seeds/ -> Document -> Chunk -> Passage -> index/ -> Hit.
+
+Every type is a frozen dataclass so that stages can pass values without copying or fear of
+mutation. Offsets are always character offsets into the source file's text as read (UTF-8
+decoded, newlines untouched), so `document.text[start:end] == passage.text` holds everywhere.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+SegmentKind = Literal["prose", "list"]
+
+
+def _check_int(name: str, value: object, low: int, high: int | None = None) -> None:
+    """Raise a ValueError naming the parameter when `value` is not an int in [low, high]."""
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise ValueError(f"{name} must be an integer, got {value!r}")
+    if value < low or (high is not None and value > high):
+        bound = f">= {low}" if high is None else f"between {low} and {high}"
+        raise ValueError(f"{name} must be {bound}, got {value}")
+
+
+@dataclass(frozen=True)
+class Segment:
+    """A run of article text with only whitespace inside its gaps, within one section.
+
+    Passages never cross a segment boundary, so furniture removed between two segments can
+    never reappear inside a passage's span. `context` (title and section heading) is given to
+    the encoder with each passage but is not part of the passage's text or offsets.
+    """
+
+    start: int
+    end: int
+    kind: SegmentKind
+    context: str = ""
+
+
+@dataclass(frozen=True)
+class Document:
+    """One source file, read and cleaned."""
+
+    id: str  # path relative to the sources folder, with forward slashes
+    text: str  # the whole file text as read; offsets refer to it
+    title: str
+    sha256: str  # of the file's bytes
+    segments: tuple[Segment, ...]
+
+
+@dataclass(frozen=True)
+class ChunkingConfig:
+    """How documents are cut into passages; recorded in the manifest."""
+
+    max_tokens: int = 160  # word-pieces of passage text, excluding the context prefix
+    overlap_sentences: int = 1
+    max_context_tokens: int = 32
+
+    def __post_init__(self) -> None:
+        _check_int("max_tokens", self.max_tokens, 8, 4096)
+        _check_int("overlap_sentences", self.overlap_sentences, 0, 8)
+        _check_int("max_context_tokens", self.max_context_tokens, 0, 512)
+
+    def to_dict(self) -> dict[str, int]:
+        return {
+            "max_tokens": self.max_tokens,
+            "overlap_sentences": self.overlap_sentences,
+            "max_context_tokens": self.max_context_tokens,
+        }
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> ChunkingConfig:
+        return cls(**{k: int(v) for k, v in data.items()})
+
+
+@dataclass(frozen=True)
+class Chunk:
+    """A passage before it has an id: a span of one document, cut on sentence boundaries."""
+
+    source: str
+    start: int
+    end: int
+    text: str
+    context: str
+    sentences: tuple[tuple[int, int], ...]  # absolute spans inside [start, end], in order
+
+    @property
+    def embed_text(self) -> str:
+        """What the encoder reads: the context line, then the passage text."""
+        return f"{self.context}\n{self.text}" if self.context else self.text
+
+    @property
+    def embed_offset(self) -> int:
+        """Where the passage text starts inside `embed_text`."""
+        return len(self.context) + 1 if self.context else 0
+
+
+@dataclass(frozen=True)
+class Passage(Chunk):
+    """A stored chunk with its permanent int64 id."""
+
+    id: int
+    sentence_row: int  # row of this passage's first sentence in the sentence-vector matrix
+
+    @classmethod
+    def from_chunk(cls, chunk: Chunk, id: int, sentence_row: int) -> Passage:
+        return cls(**{f: getattr(chunk, f) for f in _CHUNK_FIELDS}, id=id, sentence_row=sentence_row)
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "id": self.id,
+            "source": self.source,
+            "start": self.start,
+            "end": self.end,
+            "text": self.text,
+            "context": self.context,
+            "sentences": [list(s) for s in self.sentences],
+            "sentence_row": self.sentence_row,
+        }
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> Passage:
+        return cls(
+            id=int(data["id"]),
+            source=str(data["source"]),
+            start=int(data["start"]),
+            end=int(data["end"]),
+            text=str(data["text"]),
+            context=str(data["context"]),
+            sentences=tuple((int(a), int(b)) for a, b in data["sentences"]),
+            sentence_row=int(data["sentence_row"]),
+        )
+
+
+_CHUNK_FIELDS = ("source", "start", "end", "text", "context", "sentences")
+
+
+@dataclass(frozen=True)
+class SourceRecord:
+    """What the manifest remembers of one source file."""
+
+    sha256: str
+    title: str
+    passages: int
+
+    def to_json(self) -> dict[str, Any]:
+        return {"sha256": self.sha256, "title": self.title, "passages": self.passages}
+
+
+@dataclass(frozen=True)
+class Manifest:
+    """The index's description of itself: how, from what and with what it was built."""
+
+    format_version: int
+    model: str
+    dimension: int
+    max_seq_length: int
+    chunking: ChunkingConfig
+    sources: dict[str, SourceRecord]
+    built_at: str
+    build_seconds: float
+    versions: dict[str, str]
+    passages: int
+    sentences: int
+    next_id: int
+    faiss_index: str
+    fusion: str
+    abstain_threshold: float
+    abstain_calibrated: bool
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "format_version": self.format_version,
+            "model": self.model,
+            "dimension": self.dimension,
+            "max_seq_length": self.max_seq_length,
+            "chunking": self.chunking.to_dict(),
+            "sources": {k: v.to_json() for k, v in sorted(self.sources.items())},
+            "built_at": self.built_at,
+            "build_seconds": self.build_seconds,
+            "versions": self.versions,
+            "passages": self.passages,
+            "sentences": self.sentences,
+            "next_id": self.next_id,
+            "faiss_index": self.faiss_index,
+            "fusion": self.fusion,
+            "abstain_threshold": self.abstain_threshold,
+            "abstain_calibrated": self.abstain_calibrated,
+            "extra": self.extra,
+        }
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> Manifest:
+        return cls(
+            format_version=int(data["format_version"]),
+            model=str(data["model"]),
+            dimension=int(data["dimension"]),
+            max_seq_length=int(data["max_seq_length"]),
+            chunking=ChunkingConfig.from_dict(data["chunking"]),
+            sources={k: SourceRecord(**v) for k, v in data["sources"].items()},
+            built_at=str(data["built_at"]),
+            build_seconds=float(data["build_seconds"]),
+            versions={str(k): str(v) for k, v in data["versions"].items()},
+            passages=int(data["passages"]),
+            sentences=int(data["sentences"]),
+            next_id=int(data["next_id"]),
+            faiss_index=str(data["faiss_index"]),
+            fusion=str(data["fusion"]),
+            abstain_threshold=float(data["abstain_threshold"]),
+            abstain_calibrated=bool(data["abstain_calibrated"]),
+            extra=dict(data.get("extra", {})),
+        )
+
+
+@dataclass(frozen=True)
+class Hit:
+    """One ranked, cited passage of an answer."""
+
+    rank: int
+    score: float
+    source: str
+    title: str
+    start: int
+    end: int
+    text: str
+    highlight: tuple[int, int]  # the supporting sentence, as offsets into the source file
+    passage_id: int
+    dense: float  # cosine similarity of question and passage
+    lexical: float  # BM25 score, normalised by the question's best possible BM25 score
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "rank": self.rank,
+            "score": round(self.score, 6),
+            "source": self.source,
+            "title": self.title,
+            "start": self.start,
+            "end": self.end,
+            "text": self.text,
+            "highlight": [self.highlight[0], self.highlight[1]],
+        }
+
+
+@dataclass(frozen=True)
+class Answer:
+    """The result of one question: ranked hits, and whether the sources answer it at all."""
+
+    question: str
+    answered: bool
+    hits: tuple[Hit, ...]
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "question": self.question,
+            "answered": self.answered,
+            "hits": [h.to_json() for h in self.hits],
+        }
