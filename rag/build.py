@@ -14,7 +14,7 @@ from . import __version__
 from .chunking import chunk_document
 from .embedding import Encoder
 from .errors import RagError
-from .search import DEFAULT_THRESHOLDS, GENERIC_THRESHOLD, SearchConfig
+from .search import DEFAULT_THRESHOLDS, GENERIC_THRESHOLD
 from .sources import load_documents
 from .store import FORMAT_VERSION, read_manifest, write_index
 from .types import Chunk, ChunkingConfig, Document, Manifest, Passage, SourceRecord
@@ -123,9 +123,9 @@ def build_index(
         sentences=len(sentence_vectors),
         next_id=next_id + len(passages),
         faiss_index="IDMap2,Flat",
-        fusion=SearchConfig().fusion,
         abstain_threshold=default_threshold(encoder.name),
         abstain_calibrated=False,
+        extra={"sources_dir": str(sources.resolve())},
     )
     manifest = _with_seconds(manifest, time.perf_counter() - started)
     path = write_index(index_root, manifest, passages, vectors, sentence_vectors)

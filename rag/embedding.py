@@ -20,6 +20,7 @@ from .errors import RagError
 DEFAULT_MODEL = "sentence-transformers/all-MiniLM-L6-v2"
 _DEFAULT_ALIASES = {DEFAULT_MODEL, "all-MiniLM-L6-v2"}
 Span = tuple[int, int]
+PROGRESS_MIN_PASSAGES = 256  # shorter builds finish before a progress bar would help
 
 
 class Encoder(Protocol):
@@ -98,8 +99,13 @@ class SentenceTransformerEncoder:
             ) from None
         self._model.eval()
         self.batch_size = batch_size
-        self.dimension = int(self._model.get_embedding_dimension())
-        self.max_seq_length = int(self._model.max_seq_length)
+        dimension, window = self._model.get_embedding_dimension(), self._model.max_seq_length
+        if not dimension or not window:
+            raise RagError(
+                f"model '{self.name}' has no fixed embedding size or input length; "
+                "use a sentence-transformers text embedding model"
+            )
+        self.dimension, self.max_seq_length = int(dimension), int(window)
         self._counter = _token_counter(self._model.tokenizer)
 
     def count_tokens(self, texts: Sequence[str]) -> list[int]:
@@ -125,11 +131,16 @@ class SentenceTransformerEncoder:
         span_vectors: list[np.ndarray] = [np.zeros((0, self.dimension), np.float32)] * len(texts)
         order = sorted(range(len(texts)), key=lambda i: len(texts[i]))
         group = self.batch_size * 4  # bounds the token embeddings held at once
-        bar = tqdm(total=len(texts), desc="embedding", unit="passage", disable=not progress)
+        bar = tqdm(
+            total=len(texts),
+            desc="embedding",
+            unit="passage",
+            disable=not progress or len(texts) < PROGRESS_MIN_PASSAGES,
+        )
         for lo in range(0, len(order), group):
             idx = order[lo : lo + group]
             batch = [texts[i] for i in idx]
-            outputs = self._model.encode(
+            outputs: list[dict[str, Any]] = self._model.encode(  # type: ignore[assignment]
                 batch, batch_size=self.batch_size, output_value=None, show_progress_bar=False
             )
             offsets = self._model.tokenizer(

@@ -10,6 +10,7 @@ import json
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from .errors import RagError
 from .types import Answer
@@ -35,12 +36,16 @@ def contains_answer(text: str, answers: Sequence[str]) -> bool:
     return any(normalize(a) in body for a in answers if a.strip())
 
 
-def load_questions(path: Path) -> list[Question]:
-    """Questions from JSONL; each line needs "id" and "question" (a one-line error otherwise)."""
-    if not path.is_file():
-        raise RagError(f"question file '{path}' not found; give a JSONL file of questions")
-    questions = []
-    for number, line in enumerate(path.read_text("utf-8").splitlines(), start=1):
+def read_question_records(path: Path) -> list[dict[str, Any]]:
+    """The objects of a JSONL question file, in order; each must have "id" and "question"."""
+    try:
+        lines = path.read_text("utf-8").splitlines()
+    except FileNotFoundError:
+        raise RagError(f"questions file '{path}' not found; give a JSONL file of questions") from None
+    except (OSError, UnicodeDecodeError):
+        raise RagError(f"cannot read questions file '{path}' as UTF-8 text") from None
+    records = []
+    for number, line in enumerate(lines, start=1):
         if not line.strip():
             continue
         try:
@@ -48,20 +53,25 @@ def load_questions(path: Path) -> list[Question]:
         except ValueError:
             raise RagError(f"{path}:{number} is not valid JSON; write one object per line") from None
         if not isinstance(data, dict) or "id" not in data or "question" not in data:
-            raise RagError(f'{path}:{number} needs "id" and "question" fields')
-        answers = tuple(str(a) for a in data.get("answers") or ())
-        questions.append(
-            Question(
-                id=str(data["id"]),
-                question=str(data["question"]),
-                answers=answers,
-                sources=tuple(str(s) for s in data.get("sources") or ()),
-                answerable=bool(data.get("answerable", True)),
-            )
+            raise RagError(f'{path}:{number} needs an "id" and a "question"')
+        records.append(data)
+    if not records:
+        raise RagError(f"questions file '{path}' holds no questions")
+    return records
+
+
+def load_questions(path: Path) -> list[Question]:
+    """A question set: answers, sources and answerability default to none, none and true."""
+    return [
+        Question(
+            id=str(data["id"]),
+            question=str(data["question"]),
+            answers=tuple(str(a) for a in data.get("answers") or ()),
+            sources=tuple(str(s) for s in data.get("sources") or ()),
+            answerable=bool(data.get("answerable", True)),
         )
-    if not questions:
-        raise RagError(f"question file '{path}' holds no questions")
-    return questions
+        for data in read_question_records(path)
+    ]
 
 
 def first_relevant_rank(answer: Answer, question: Question) -> int | None:

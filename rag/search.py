@@ -20,10 +20,10 @@ FUSIONS = ("convex", "rrf")
 MODES = ("hybrid", "dense", "bm25")
 MAX_QUESTION_CHARS = 1000
 MAX_K = 100
-# Calibrated on eval/seed_questions.jsonl (see README, "Abstention"); other models start from
-# the generic value until `rag eval --calibrate` stores one fitted to them.
-DEFAULT_THRESHOLDS = {DEFAULT_MODEL: 0.35}
-GENERIC_THRESHOLD = 0.35
+# Support threshold for abstaining, fitted with `calibrate_threshold` on eval/seed_questions.jsonl
+# (README, "Abstention"). Other models start from the generic value until one is calibrated.
+DEFAULT_THRESHOLDS = {DEFAULT_MODEL: 0.36}
+GENERIC_THRESHOLD = 0.36
 
 
 @dataclass(frozen=True)
@@ -32,7 +32,7 @@ class SearchConfig:
 
     mode: str = "hybrid"
     fusion: str = "convex"
-    alpha: float = 0.5  # weight of the dense score in convex fusion
+    alpha: float = 0.4  # weight of the dense score in convex fusion (README: "Fusion")
     rrf_k: int = 60
     candidates: int = 100  # taken from each retriever before fusion
     highlight_lexical: float = 0.3  # weight of question-word overlap when picking the sentence
@@ -142,6 +142,29 @@ def select_spans(
     return out
 
 
+def support(best_passage: float, best_sentence: float) -> float:
+    """How well the best evidence matches the question: the mean of the best passage cosine
+    and the best sentence cosine. Abstention compares this with the index's threshold."""
+    return (best_passage + best_sentence) / 2.0
+
+
+def calibrate_threshold(answerable: Sequence[float], unanswerable: Sequence[float]) -> float:
+    """The support threshold with the fewest errors on a labelled set (answerable questions
+    must reach it, unanswerable ones must not), placed mid-way in the widest gap among ties."""
+    values = np.sort(np.unique(np.concatenate([np.asarray(answerable), np.asarray(unanswerable)])))
+    if not len(values):
+        raise ValueError("calibration needs at least one question")
+    cuts = np.concatenate([[values[0] - 0.01], (values[:-1] + values[1:]) / 2, [values[-1] + 0.01]])
+    pos, neg = np.asarray(answerable), np.asarray(unanswerable)
+    errors = np.array([(pos < c).sum() / max(len(pos), 1) + (neg >= c).sum() / max(len(neg), 1) for c in cuts])
+    best = np.flatnonzero(errors == errors.min())
+    # among equally good cuts (a run of them spans one gap or several), take the widest gap
+    lower = np.concatenate([[values[0] - 0.02], values])
+    upper = np.concatenate([values, [values[-1] + 0.02]])
+    widths = upper[best] - lower[best]
+    return float(cuts[best[int(np.argmax(widths))]])
+
+
 def idf(df: np.ndarray, n_docs: int) -> np.ndarray:
     """BM25's inverse document frequency."""
     return np.log(1.0 + (n_docs - df + 0.5) / (df + 0.5))
@@ -164,12 +187,17 @@ class Searcher:
             )
         self.index = index
         self.encoder = encoder
-        self.config = config or SearchConfig(fusion=index.manifest.fusion)
+        self.config = config or SearchConfig()
         self.threshold = index.manifest.abstain_threshold
         indptr = np.asarray(index.bm25.scores["indptr"])
         self._idf = idf(np.diff(indptr).astype(np.float64), len(index.passages))
         self._sources = [p.source for p in index.passages]
         self._sentences = [p.sentences for p in index.passages]
+        self._vocab: dict[str, int] = index.bm25_tokenizer.get_vocab_dict()
+        self._stopwords = frozenset(index.bm25_tokenizer.stopwords)
+        self._rarest = float(index.term_max.max()) if len(index.term_max) else 1.0
+        self._sentence_start = np.array([p.sentence_row for p in index.passages], dtype=np.int64)
+        self._sentence_count = np.array([len(p.sentences) for p in index.passages], dtype=np.int64)
 
     def ask(self, question: str, k: int = 5) -> Answer:
         return self.ask_many([question], k)[0]
@@ -183,11 +211,14 @@ class Searcher:
         vectors = self.encoder.encode_queries(questions)
         return [self.answer(q, v, k) for q, v in zip(questions, vectors)]
 
-    def query_terms(self, question: str) -> np.ndarray:
-        ids = self.index.bm25_tokenizer.tokenize(
-            [question], update_vocab=False, return_as="ids", show_progress=False
-        )[0]
-        return np.unique(np.asarray(ids, dtype=np.int64))
+    def query_terms(self, question: str) -> tuple[np.ndarray, int]:
+        """BM25 term ids of the question's words found in the index, and how many of its
+        (distinct, stemmed, non-stopword) words the index has never seen."""
+        tokenizer = self.index.bm25_tokenizer
+        words = {w for w in tokenizer.splitter(question.lower()) if w not in self._stopwords}
+        stems = {tokenizer.stemmer(w) for w in words}
+        known = [self._vocab[s] for s in stems if s in self._vocab]
+        return np.unique(np.asarray(known, dtype=np.int64)), len(stems) - len(known)
 
     def answer(self, question: str, qvec: np.ndarray, k: int) -> Answer:
         """Rank, trim, highlight and judge one encoded question."""
@@ -198,17 +229,20 @@ class Searcher:
         qvec = np.ascontiguousarray(qvec.reshape(1, -1), dtype=np.float32)
         pool = min(n, max(cfg.candidates, 4 * k))
         _, dense_ids = index.dense.search(qvec, pool)
-        terms = self.query_terms(question)
+        terms, unseen = self.query_terms(question)
         bm25_all = (
             index.bm25.get_scores_from_ids(terms.tolist()) if len(terms) else np.zeros(n, np.float32)
         )
-        bound = float(index.term_max[terms].sum()) if len(terms) else 0.0
+        # The best score any passage could get; a word no passage has counts as the rarest
+        # word would, so one matching word among many unknown ones is not a perfect match.
+        bound = float(index.term_max[terms].sum()) + unseen * self._rarest
         candidates = np.union1d(index.rows(dense_ids[0][dense_ids[0] >= 0]), top_rows(bm25_all, pool))
         dense = np.asarray(index.vectors[candidates] @ qvec[0], dtype=np.float64)
         lexical = bm25_all[candidates] / bound if bound > 0 else np.zeros(len(candidates))
         fused = fuse(dense, lexical, cfg)
         order = np.lexsort((candidates, -fused))
-        answered = bool(dense.max() >= self.threshold)
+        evidence = support(float(dense.max()), self._best_sentence(candidates, qvec[0]))
+        answered = bool(evidence >= self.threshold)
         chosen = select_spans(
             (int(candidates[i]) for i in order), self._sources, self._sentences, k
         )
@@ -217,7 +251,14 @@ class Searcher:
         for rank, (row, first, last) in enumerate(chosen, start=1):
             i = position[row]
             hits.append(self._hit(rank, row, first, last, fused[i], dense[i], lexical[i], qvec[0], terms))
-        return Answer(question, answered, tuple(hits))
+        return Answer(question, answered, tuple(hits), support=evidence)
+
+    def _best_sentence(self, rows: np.ndarray, qvec: np.ndarray) -> float:
+        """Largest cosine between the question and any sentence of the candidate passages."""
+        counts = self._sentence_count[rows]
+        firsts = np.repeat(self._sentence_start[rows] - np.cumsum(counts) + counts, counts)
+        sentence_rows = firsts + np.arange(int(counts.sum()))
+        return float((self.index.sentence_vectors[sentence_rows] @ qvec).max())
 
     def _hit(
         self,
@@ -259,7 +300,10 @@ class Searcher:
             return np.zeros(len(sentences))
         weights = self._idf[terms]
         total = weights.sum()
-        tokenized = self.index.bm25_tokenizer.tokenize(
-            sentences, update_vocab=False, return_as="ids", show_progress=False
-        )
-        return np.array([weights[np.isin(terms, ids)].sum() / total for ids in tokenized])
+        tokenizer = self.index.bm25_tokenizer
+        overlap = []
+        for sentence in sentences:
+            stems = {tokenizer.stemmer(w) for w in tokenizer.splitter(sentence.lower())}
+            ids = [self._vocab[s] for s in stems if s in self._vocab]
+            overlap.append(weights[np.isin(terms, ids)].sum() / total)
+        return np.array(overlap)

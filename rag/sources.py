@@ -51,6 +51,8 @@ _LINK_SECTIONS = {
     "citations",
 }
 _SUBHEAD_MAX_WORDS = 12
+_ALT_TEXT_MAX_WORDS = 35
+_INNER_SENTENCE_END = re.compile(r"[.!?][\"”’')]?\s+[A-Z“\"]")
 _HEADLINE_MAX_WORDS = 24
 
 
@@ -184,15 +186,21 @@ def classify_lines(text: str) -> list[Line]:
     return kinds
 
 
+def _is_alt_text(content: str) -> bool:
+    """One short sentence at most: what an image description looks like."""
+    return len(content.split()) <= _ALT_TEXT_MAX_WORDS and not _INNER_SENTENCE_END.search(content)
+
+
 def _mark_alt_texts(text: str, lines: list[Line]) -> None:
-    """The line just above a photo credit is the image's alt text, not article text."""
+    """A one-sentence line just above a photo credit is the image's alt text, not article text."""
     previous: int | None = None
     for i, line in enumerate(lines):
         if line.kind == "blank":
             continue
         if _CREDIT.match(text[line.start : line.end]) and previous is not None:
-            if lines[previous].kind == "prose":
-                lines[previous] = Line(lines[previous].start, lines[previous].end, "furniture")
+            before = lines[previous]
+            if before.kind == "prose" and _is_alt_text(text[before.start : before.end]):
+                lines[previous] = Line(before.start, before.end, "furniture")
         previous = i
 
 

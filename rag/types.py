@@ -52,7 +52,7 @@ class Document:
 class ChunkingConfig:
     """How documents are cut into passages; recorded in the manifest."""
 
-    max_tokens: int = 160  # word-pieces of passage text, excluding the context prefix
+    max_tokens: int = 96  # word-pieces of passage text, excluding the context prefix
     overlap_sentences: int = 1
     max_context_tokens: int = 32
 
@@ -164,7 +164,6 @@ class Manifest:
     sentences: int
     next_id: int
     faiss_index: str
-    fusion: str
     abstain_threshold: float
     abstain_calibrated: bool
     extra: dict[str, Any] = field(default_factory=dict)
@@ -184,7 +183,6 @@ class Manifest:
             "sentences": self.sentences,
             "next_id": self.next_id,
             "faiss_index": self.faiss_index,
-            "fusion": self.fusion,
             "abstain_threshold": self.abstain_threshold,
             "abstain_calibrated": self.abstain_calibrated,
             "extra": self.extra,
@@ -206,7 +204,6 @@ class Manifest:
             sentences=int(data["sentences"]),
             next_id=int(data["next_id"]),
             faiss_index=str(data["faiss_index"]),
-            fusion=str(data["fusion"]),
             abstain_threshold=float(data["abstain_threshold"]),
             abstain_calibrated=bool(data["abstain_calibrated"]),
             extra=dict(data.get("extra", {})),
@@ -249,6 +246,7 @@ class Answer:
     question: str
     answered: bool
     hits: tuple[Hit, ...]
+    support: float = 0.0  # how well the best evidence matches; compared with the threshold
 
     def to_json(self) -> dict[str, Any]:
         return {

@@ -1,0 +1,211 @@
+"""Stage 7, the command line: `rag index` and `rag ask`.
+
+Only the standard library is imported at module level; each handler imports the pipeline it
+needs, so `rag --help` and argument errors answer at once. Every failure the user can fix is a
+RagError, printed as one line on stderr with a non-zero exit status.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any, NoReturn, TextIO
+
+from .errors import RagError
+
+DEFAULT_SOURCES = Path("seeds")
+DEFAULT_INDEX = Path("index")
+EXIT_ERROR = 1
+EXIT_USAGE = 2
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse with one-line errors instead of a usage dump."""
+
+    def error(self, message: str) -> NoReturn:
+        sys.stderr.write(f"error: {message} (see: {self.prog} --help)\n")
+        raise SystemExit(EXIT_USAGE)
+
+
+def _positive_int(name: str, high: int) -> Any:
+    def parse(value: str) -> int:
+        try:
+            number = int(value)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{name} must be a whole number, got {value!r}") from None
+        if not 1 <= number <= high:
+            raise argparse.ArgumentTypeError(f"{name} must be from 1 to {high}, got {number}")
+        return number
+
+    return parse
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(prog="rag", description="Grounded question answering over a folder of articles.")
+    sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
+
+    index = sub.add_parser("index", help="build the index from the sources folder")
+    index.add_argument("--sources", type=Path, default=DEFAULT_SOURCES, help="folder of .txt/.md files (default: seeds)")
+    index.add_argument("--index", type=Path, default=DEFAULT_INDEX, help="index folder (default: index)")
+    index.add_argument("--model", default=None, help="sentence-transformers name or folder (default: bundled all-MiniLM-L6-v2)")
+    index.add_argument("--max-tokens", type=_positive_int("--max-tokens", 4096), default=None, help="word-pieces per passage (default: 96)")
+    index.add_argument("--overlap", type=int, choices=range(9), metavar="N", default=None, help="sentences shared by neighbouring passages (default: 1)")
+    index.add_argument("--quiet", action="store_true", help="no progress bar")
+
+    ask = sub.add_parser("ask", help="answer a question with ranked, cited passages")
+    ask.add_argument("question", nargs="?", help="the question (or use --questions)")
+    ask.add_argument("--questions", type=Path, help="JSONL file of {\"id\", \"question\"} objects; needs --json")
+    ask.add_argument("--index", type=Path, default=DEFAULT_INDEX, help="index folder (default: index)")
+    ask.add_argument("-k", type=_positive_int("-k", 100), default=5, help="passages to return (default: 5)")
+    ask.add_argument("--json", action="store_true", help="print JSON instead of text")
+    ask.add_argument("--model", default=None, help="must be the model the index was built with (default: that model)")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        if args.command == "index":
+            return cmd_index(args)
+        return cmd_ask(args)
+    except RagError as exc:
+        sys.stderr.write(f"error: {exc}\n")
+        return EXIT_ERROR
+    except KeyboardInterrupt:
+        sys.stderr.write("interrupted\n")
+        return 130
+    except BrokenPipeError:
+        return EXIT_ERROR
+
+
+def _warn(message: str) -> None:
+    sys.stderr.write(f"warning: {message}\n")
+
+
+def cmd_index(args: argparse.Namespace) -> int:
+    from .build import build_index
+    from .embedding import SentenceTransformerEncoder
+    from .sources import load_documents
+    from .types import ChunkingConfig
+
+    started = time.perf_counter()
+    documents = load_documents(args.sources, _warn)  # fail on bad sources before loading the model
+    defaults = ChunkingConfig()
+    try:
+        config = ChunkingConfig(
+            max_tokens=args.max_tokens or defaults.max_tokens,
+            overlap_sentences=defaults.overlap_sentences if args.overlap is None else args.overlap,
+        )
+    except ValueError as exc:
+        raise RagError(str(exc)) from None
+    encoder = SentenceTransformerEncoder(args.model)
+    report = build_index(
+        args.sources,
+        args.index,
+        encoder,
+        config,
+        progress=not args.quiet,
+        warn=_warn,
+        documents=documents,
+    )
+    total = time.perf_counter() - started
+    print(
+        f"indexed {report.documents} sources into {report.passages} passages "
+        f"({report.sentences} sentences) in {total:.1f} s "
+        f"(build {report.seconds:.1f} s, of which encoding {report.encode_seconds:.1f} s) -> {args.index}"
+    )
+    return 0
+
+
+def cmd_ask(args: argparse.Namespace) -> int:
+    from .search import check_question
+
+    if args.questions and args.question:
+        raise RagError("give either a question or --questions FILE, not both")
+    if args.questions and not args.json:
+        raise RagError("--questions writes JSON lines; add --json")
+    if not args.questions:
+        if args.question is None:
+            raise RagError('no question given; usage: rag ask "QUESTION" [--json]')
+        check_question(args.question)  # fail before loading the model
+        batch = None
+    else:
+        from .evaluation import read_question_records
+
+        batch = [(r["id"], r["question"]) for r in read_question_records(args.questions)]
+    searcher = open_searcher(args.index, args.model)
+    if batch is None:
+        answer = searcher.ask(args.question, args.k)
+        if args.json:
+            print(json.dumps(answer.to_json(), ensure_ascii=False))
+        else:
+            print_answer(answer, sys.stdout)
+        return 0
+    answer_batch(searcher, batch, args.k, sys.stdout)
+    return 0
+
+
+def open_searcher(index_dir: Path, model: str | None) -> Any:
+    """The index and the model it was built with (or `model`, which must match)."""
+    from .embedding import SentenceTransformerEncoder, resolve_model
+    from .search import Searcher
+    from .store import open_index, read_manifest
+
+    manifest = read_manifest(index_dir)
+    if model is not None and resolve_model(model)[0] != manifest.model:
+        raise RagError(
+            f"the index was built with model '{manifest.model}', not '{model}'; "
+            f"rebuild with: rag index --model {model}, or drop --model"
+        )
+    index = open_index(index_dir)
+    return Searcher(index, SentenceTransformerEncoder(model or manifest.model))
+
+
+def answer_batch(searcher: Any, batch: list[tuple[str, Any]], k: int, out: TextIO, chunk: int = 64) -> None:
+    """One JSON line per input line; a bad question gets an "error" field, not a crash."""
+    from .search import check_question
+
+    for lo in range(0, len(batch), chunk):
+        part = batch[lo : lo + chunk]
+        good: list[tuple[int, str]] = []
+        errors: dict[int, str] = {}
+        for i, (_, question) in enumerate(part):
+            try:
+                good.append((i, check_question(question)))
+            except RagError as exc:
+                errors[i] = str(exc)
+        answers = dict(zip((i for i, _ in good), searcher.ask_many([q for _, q in good], k)))
+        for i, (qid, question) in enumerate(part):
+            if i in answers:
+                record = {"id": qid, **answers[i].to_json()}
+            else:
+                record = {"id": qid, "question": question, "answered": False, "hits": [], "error": errors[i]}
+            out.write(json.dumps(record, ensure_ascii=False) + "\n")
+        out.flush()
+
+
+def print_answer(answer: Any, out: TextIO) -> None:
+    """Ranked, cited passages for a terminal, the supporting sentence marked."""
+    color = out.isatty()
+    on, off = ("\033[1;33m", "\033[0m") if color else ("»", "«")
+    if answer.answered:
+        out.write(f"{answer.question}\n\n")
+    else:
+        out.write(
+            f"{answer.question}\n\nThe sources don't answer this. "
+            "Nearest passages, shown for reference only (not an answer):\n\n"
+        )
+    for hit in answer.hits:
+        a, b = hit.highlight[0] - hit.start, hit.highlight[1] - hit.start
+        body = hit.text[:a] + on + hit.text[a:b] + off + hit.text[b:]
+        body = "\n".join("    " + line for line in body.splitlines())
+        out.write(f"[{hit.rank}] score {hit.score:.3f}  {hit.title}\n")
+        out.write(f"    {hit.source}, characters {hit.start}-{hit.end}\n{body}\n\n")
+
+
+if __name__ == "__main__":  # pragma: no cover
+    raise SystemExit(main())

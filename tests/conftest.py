@@ -1,0 +1,71 @@
+"""Shared fixtures: inline corpora, the fake encoder, and the real model loaded once."""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+SEEDS = ROOT / "seeds"
+sys.path.insert(0, str(Path(__file__).parent))
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+
+from fakes import HashEncoder
+
+SMALL_CORPUS = {
+    "volcano.txt": (
+        "= Mount Example =\n\n"
+        "Mount Example is a volcano in the north of the island. It last erupted in 1902.\n"
+        "The eruption destroyed the harbour town. About 3,000 people lived there.\n\n"
+        "==Climate==\n"
+        "The summit is covered in snow for six months of the year. Rain falls mostly in spring.\n"
+    ),
+    "bakery.md": (
+        "# The Old Bakery\n\n"
+        "The old bakery opened in 1850 on Mill Street. Its ovens burned wood until 1921.\n\n"
+        "Photo credit, Town Archive\n\n"
+        "Bread was delivered by horse cart. The bakery closed when the mill stopped turning.\n"
+    ),
+    "notes/river.txt": (
+        "The river floods every spring when the snow melts. Farmers built dikes along its banks.\n"
+        "Also read: our guide to the valley\n"
+        "A ferry crossed the river until the bridge opened in 1968.\n"
+    ),
+}
+
+
+def write_corpus(folder: Path, files: dict[str, str]) -> Path:
+    for name, text in files.items():
+        path = folder / name
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(text, encoding="utf-8")
+    return folder
+
+
+@pytest.fixture
+def small_sources(tmp_path: Path) -> Path:
+    return write_corpus(tmp_path / "sources", SMALL_CORPUS)
+
+
+@pytest.fixture
+def fake_encoder() -> HashEncoder:
+    return HashEncoder()
+
+
+@pytest.fixture(scope="session")
+def real_encoder():
+    from rag.embedding import SentenceTransformerEncoder
+
+    return SentenceTransformerEncoder()
+
+
+@pytest.fixture(scope="session")
+def seed_index(tmp_path_factory: pytest.TempPathFactory, real_encoder) -> Path:
+    from rag.build import build_index
+
+    root = tmp_path_factory.mktemp("seed-index") / "index"
+    build_index(SEEDS, root, real_encoder)
+    return root

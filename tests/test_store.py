@@ -1,0 +1,134 @@
+"""Stage 4: the index folder round-trips, FAISS agrees with numpy, nothing is pickled."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from rag.build import build_index
+from rag.errors import RagError
+from rag.store import (
+    CURRENT,
+    FORMAT_VERSION,
+    current_generation,
+    open_index,
+    read_manifest,
+    term_maxima,
+    write_index,
+)
+
+
+def test_round_trip(small_sources: Path, tmp_path: Path, fake_encoder):
+    report = build_index(small_sources, tmp_path / "index", fake_encoder)
+    index = open_index(tmp_path / "index")
+    m = index.manifest
+    assert m.format_version == FORMAT_VERSION and m.model == "fake-hash" and m.dimension == 64
+    assert m.chunking.max_tokens == 96 and m.passages == report.passages == len(index.passages)
+    assert set(m.sources) == {"volcano.txt", "bakery.md", "notes/river.txt"}
+    for name, record in m.sources.items():
+        import hashlib
+
+        assert record.sha256 == hashlib.sha256((small_sources / name).read_bytes()).hexdigest()
+    assert {"faiss-cpu", "bm25s", "numpy", "rag"} <= set(m.versions)
+    assert m.built_at and m.build_seconds >= 0
+    # passages and vectors come back exactly as built
+    texts = {name: (small_sources / name).read_text("utf-8") for name in m.sources}
+    for p in index.passages:
+        assert texts[p.source][p.start : p.end] == p.text
+    again = fake_encoder.encode_queries([p.embed_text for p in index.passages])
+    np.testing.assert_allclose(np.asarray(index.vectors), again, atol=1e-6)
+    assert list(index.ids) == sorted(p.id for p in index.passages)
+    assert len(index.sentence_vectors) == sum(len(p.sentences) for p in index.passages)
+    # the manifest on disk is plain JSON and parses back to the same object
+    data = json.loads((index.path / "manifest.json").read_text())
+    assert read_manifest(tmp_path / "index") == m and data["model"] == "fake-hash"
+
+
+def test_no_pickle_anywhere(small_sources: Path, tmp_path: Path, fake_encoder):
+    build_index(small_sources, tmp_path / "index", fake_encoder)
+    gen = current_generation(tmp_path / "index")
+    arrays = list(gen.rglob("*.npy"))
+    assert len(arrays) >= 5
+    for path in arrays:
+        np.load(path, allow_pickle=False)  # raises if an object array was stored
+    for path in gen.rglob("*"):
+        if path.is_file():
+            assert b"\x80\x04\x95" not in path.read_bytes()[:64]  # pickle protocol 4 header
+
+
+def test_faiss_equals_brute_force(tmp_path: Path, fake_encoder):
+    rng = np.random.default_rng(0)
+    sources = tmp_path / "s"
+    sources.mkdir()
+    vocabulary = [f"w{i}" for i in range(200)]
+    for d in range(30):
+        (sources / f"d{d}.txt").write_text(
+            " ".join(". ".join(" ".join(rng.choice(vocabulary, 8)) for _ in range(4)) + "." for _ in range(3))
+        )
+    build_index(sources, tmp_path / "index", fake_encoder)
+    index = open_index(tmp_path / "index")
+    queries = fake_encoder.encode_queries([" ".join(rng.choice(vocabulary, 5)) for _ in range(20)])
+    scores, ids = index.dense.search(queries, 10)
+    brute = queries @ np.asarray(index.vectors).T
+    for q in range(len(queries)):
+        expected = np.sort(brute[q])[::-1][:10]
+        np.testing.assert_allclose(scores[q], expected, atol=1e-5)
+        np.testing.assert_allclose(brute[q][index.rows(ids[q])], scores[q], atol=1e-5)
+
+
+@given(st.lists(st.lists(st.floats(0.125, 10, width=32), max_size=5), min_size=1, max_size=12))
+def test_term_maxima_matches_dense_max(columns):
+    data = np.array([v for col in columns for v in col], dtype=np.float32)
+    indptr = np.cumsum([0] + [len(c) for c in columns])
+    expected = [max(c) if c else 0.0 for c in columns]
+    np.testing.assert_allclose(term_maxima(data, indptr), expected, rtol=1e-6)
+
+
+def test_rebuild_switches_current_and_keeps_ids_growing(small_sources: Path, tmp_path: Path, fake_encoder):
+    root = tmp_path / "index"
+    build_index(small_sources, root, fake_encoder)
+    first = open_index(root)
+    build_index(small_sources, root, fake_encoder)
+    second = open_index(root)
+    assert first.path != second.path
+    assert (root / CURRENT).read_text().strip() == second.path.name
+    assert min(second.ids) >= first.manifest.next_id  # the counter never goes back
+    assert not list(root.glob(".tmp-*"))
+
+
+def test_missing_index_says_to_build(tmp_path: Path):
+    with pytest.raises(RagError, match="no index in .* rag index"):
+        open_index(tmp_path / "nothing")
+
+
+def test_other_format_version_says_to_rebuild(small_sources: Path, tmp_path: Path, fake_encoder):
+    build_index(small_sources, tmp_path / "index", fake_encoder)
+    path = current_generation(tmp_path / "index") / "manifest.json"
+    data = json.loads(path.read_text())
+    data["format_version"] = 999
+    path.write_text(json.dumps(data))
+    with pytest.raises(RagError, match="rebuild it with: rag index --full"):
+        open_index(tmp_path / "index")
+
+
+def test_damaged_index_says_to_rebuild(small_sources: Path, tmp_path: Path, fake_encoder):
+    build_index(small_sources, tmp_path / "index", fake_encoder)
+    (current_generation(tmp_path / "index") / "vectors.npy").write_bytes(b"garbage")
+    with pytest.raises(RagError, match="damaged; rebuild"):
+        open_index(tmp_path / "index")
+
+
+def test_write_refuses_mismatched_vectors(tmp_path: Path, small_sources: Path, fake_encoder):
+    build_index(small_sources, tmp_path / "index", fake_encoder)
+    index = open_index(tmp_path / "index")
+    with pytest.raises(ValueError, match="vectors"):
+        write_index(tmp_path / "other", index.manifest, index.passages, np.asarray(index.vectors)[:1], index.sentence_vectors)
+    dup = [replace(p, id=0) for p in index.passages]
+    with pytest.raises(ValueError, match="unique"):
+        write_index(tmp_path / "other", index.manifest, dup, np.asarray(index.vectors), index.sentence_vectors)
