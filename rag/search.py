@@ -6,7 +6,7 @@ opened index and an encoder. Search never writes text: every hit is a span of a 
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Collection, Iterable, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -75,7 +75,12 @@ def top_rows(scores: np.ndarray, n: int) -> np.ndarray:
     n = min(n, len(scores))
     if n <= 0:
         return np.zeros(0, dtype=np.int64)
-    part = np.argpartition(-scores, n - 1)[:n] if n < len(scores) else np.arange(len(scores))
+    if n < len(scores):
+        kth = -np.partition(-scores, n - 1)[n - 1]  # the n-th largest score
+        above = np.flatnonzero(scores > kth)
+        part = np.concatenate([above, np.flatnonzero(scores == kth)[: n - len(above)]])
+    else:
+        part = np.arange(len(scores))
     return part[np.lexsort((part, -scores[part]))]
 
 
@@ -196,20 +201,33 @@ class Searcher:
         self._vocab: dict[str, int] = index.bm25_tokenizer.get_vocab_dict()
         self._stopwords = frozenset(index.bm25_tokenizer.stopwords)
         self._rarest = float(index.term_max.max()) if len(index.term_max) else 1.0
+        self._rows_of_source: dict[str, np.ndarray] = {}
+        for row, source in enumerate(self._sources):
+            self._rows_of_source.setdefault(source, []).append(row)  # type: ignore[arg-type]
+        self._rows_of_source = {s: np.array(r, dtype=np.int64) for s, r in self._rows_of_source.items()}
         self._sentence_start = np.array([p.sentence_row for p in index.passages], dtype=np.int64)
         self._sentence_count = np.array([len(p.sentences) for p in index.passages], dtype=np.int64)
 
-    def ask(self, question: str, k: int = 5) -> Answer:
-        return self.ask_many([question], k)[0]
+    def ask(self, question: str, k: int = 5, sources: Collection[str] | None = None) -> Answer:
+        return self.ask_many([question], k, sources)[0]
 
-    def ask_many(self, questions: Sequence[str], k: int = 5) -> list[Answer]:
-        """Answers in order; the questions are encoded together."""
+    def ask_many(
+        self, questions: Sequence[str], k: int = 5, sources: Collection[str] | None = None
+    ) -> list[Answer]:
+        """Answers in order; the questions are encoded together. `sources` limits the search
+        to those source files (all of them when None or empty)."""
         questions = [check_question(q) for q in questions]
         check_k(k)
         if not questions:
             return []
         vectors = self.encoder.encode_queries(questions)
-        return [self.answer(q, v, k) for q, v in zip(questions, vectors)]
+        return [self.answer(q, v, k, sources) for q, v in zip(questions, vectors)]
+
+    def _allowed_rows(self, sources: Collection[str]) -> np.ndarray:
+        unknown = set(sources) - set(self._rows_of_source)
+        if unknown:
+            raise RagError(f"unknown source {sorted(unknown)[0]!r}; pick one of the indexed files")
+        return np.sort(np.concatenate([self._rows_of_source[s] for s in sources]))
 
     def query_terms(self, question: str) -> tuple[np.ndarray, int]:
         """BM25 term ids of the question's words found in the index, and how many of its
@@ -220,7 +238,9 @@ class Searcher:
         known = [self._vocab[s] for s in stems if s in self._vocab]
         return np.unique(np.asarray(known, dtype=np.int64)), len(stems) - len(known)
 
-    def answer(self, question: str, qvec: np.ndarray, k: int) -> Answer:
+    def answer(
+        self, question: str, qvec: np.ndarray, k: int, sources: Collection[str] | None = None
+    ) -> Answer:
         """Rank, trim, highlight and judge one encoded question."""
         index, cfg = self.index, self.config
         n = len(index.passages)
@@ -228,7 +248,6 @@ class Searcher:
             return Answer(question, False, ())
         qvec = np.ascontiguousarray(qvec.reshape(1, -1), dtype=np.float32)
         pool = min(n, max(cfg.candidates, 4 * k))
-        _, dense_ids = index.dense.search(qvec, pool)
         terms, unseen = self.query_terms(question)
         bm25_all = (
             index.bm25.get_scores_from_ids(terms.tolist()) if len(terms) else np.zeros(n, np.float32)
@@ -236,7 +255,11 @@ class Searcher:
         # The best score any passage could get; a word no passage has counts as the rarest
         # word would, so one matching word among many unknown ones is not a perfect match.
         bound = float(index.term_max[terms].sum()) + unseen * self._rarest
-        candidates = np.union1d(index.rows(dense_ids[0][dense_ids[0] >= 0]), top_rows(bm25_all, pool))
+        if sources:  # every passage of the chosen sources is a candidate
+            candidates = self._allowed_rows(sources)
+        else:
+            _, dense_ids = index.dense.search(qvec, pool)
+            candidates = np.union1d(index.rows(dense_ids[0][dense_ids[0] >= 0]), top_rows(bm25_all, pool))
         dense = np.asarray(index.vectors[candidates] @ qvec[0], dtype=np.float64)
         lexical = bm25_all[candidates] / bound if bound > 0 else np.zeros(len(candidates))
         fused = fuse(dense, lexical, cfg)

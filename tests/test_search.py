@@ -7,7 +7,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 from fakes import HashEncoder
-from hypothesis import given
+from hypothesis import example, given
 from hypothesis import strategies as st
 
 from rag.build import build_index
@@ -46,6 +46,7 @@ def test_convex_is_a_weighted_sum():
 
 
 @given(st.lists(st.floats(-1, 1, allow_nan=False), min_size=1, max_size=50), st.integers(1, 60))
+@example([0.0, 0.0, 1.0, 1.0], 1)  # ties at the cut: the lower index wins, as in a full sort
 def test_top_rows_matches_full_sort(scores, n):
     scores = np.array(scores)
     expected = np.lexsort((np.arange(len(scores)), -scores))[:n]
@@ -142,3 +143,12 @@ def test_config_errors_name_the_parameter():
     for kwargs, name in [({"mode": "x"}, "mode"), ({"fusion": "x"}, "fusion"), ({"alpha": 2}, "alpha"), ({"candidates": 0}, "candidates")]:
         with pytest.raises(ValueError, match=name):
             SearchConfig(**kwargs)
+
+
+def test_source_filter(searcher: Searcher):
+    answer = searcher.ask("snow", k=5, sources=["notes/river.txt"])
+    assert answer.hits and {h.source for h in answer.hits} == {"notes/river.txt"}
+    unfiltered = searcher.ask("snow", k=5)
+    assert {h.source for h in unfiltered.hits} > {"notes/river.txt"}
+    with pytest.raises(RagError, match="unknown source"):
+        searcher.ask("snow", sources=["nope.txt"])

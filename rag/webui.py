@@ -1,0 +1,272 @@
+"""The browser app: ask, read ranked cited passages, open each source at the passage.
+
+Rendering is pure functions from answers to HTML, with every piece of source text, title and
+file name escaped, so an article holding `<script>`, HTML attributes or markdown is shown
+literally and nothing in it runs. The Gradio layout wires those functions to the searcher.
+"""
+
+from __future__ import annotations
+
+import html
+import threading
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from .errors import RagError
+from .search import MAX_K, MAX_QUESTION_CHARS, Searcher
+from .types import Answer, Hit, Manifest
+
+DEFAULT_K = 5
+EXAMPLES = [
+    "How many people were killed in the attack on Bamako?",
+    "Which group claimed responsibility for the assault?",
+    "Why was the airport closed?",
+    "Who leads Mali's military government?",
+    "What is a good recipe for pancakes?",
+]
+
+CSS = """
+.rag-results { display: flex; flex-direction: column; gap: 14px; }
+.rag-banner { padding: 10px 14px; border-radius: 8px; font-weight: 600; }
+.rag-banner.answered { background: #e8f5e9; color: #1b5e20; }
+.rag-banner.unanswered { background: #fff3e0; color: #8a4b00; }
+.rag-banner.message { background: #eef2ff; color: #1e3a8a; }
+.rag-card { border: 1px solid #d0d7de; border-radius: 10px; padding: 12px 16px; background: #fff; color: #1f2328; }
+.rag-card.not-answer { border-style: dashed; background: #fafafa; }
+.rag-card header { display: flex; gap: 10px; align-items: baseline; flex-wrap: wrap; }
+.rag-rank { font-weight: 700; font-size: 1.1em; }
+.rag-strength { font-size: .85em; padding: 1px 8px; border-radius: 10px; }
+.rag-strength.strong { background: #dafbe1; color: #116329; }
+.rag-strength.good { background: #ddf4ff; color: #0550ae; }
+.rag-strength.weak { background: #fff8c5; color: #7d4e00; }
+.rag-strength.none { background: #eaeef2; color: #57606a; }
+.rag-score { color: #57606a; font-size: .85em; }
+.rag-citation { color: #57606a; font-size: .9em; margin: 4px 0 8px; }
+.rag-citation code { font-size: .95em; }
+.rag-passage, .rag-source-text { white-space: pre-wrap; line-height: 1.5; margin: 0; }
+.rag-card mark { background: #fff176; color: inherit; padding: 0 1px; }
+.rag-source { margin-top: 8px; }
+.rag-source summary { cursor: pointer; color: #0969da; }
+.rag-source-text { max-height: 420px; overflow-y: auto; border: 1px solid #d0d7de; border-radius: 6px;
+  padding: 10px; margin-top: 6px; background: #f6f8fa; }
+.rag-source-text .rag-in-passage { background: #ddf4ff; }
+.rag-footer { color: #57606a; font-size: .85em; }
+"""
+
+# Opening a source scrolls its box to the cited passage (the toggle event does not bubble,
+# so it is caught on the way down).
+HEAD = """
+<script>
+document.addEventListener("toggle", function (event) {
+  var box = event.target;
+  if (!box.classList || !box.classList.contains("rag-source") || !box.open) return;
+  var target = box.querySelector(".rag-in-passage");
+  if (target) target.scrollIntoView({block: "center", behavior: "instant"});
+}, true);
+</script>
+"""
+
+
+def esc(text: str) -> str:
+    return html.escape(text, quote=True)
+
+
+def strength(hit: Hit, answered: bool) -> tuple[str, str]:
+    """A plain-language cue for how well a passage matches, and its CSS class."""
+    if not answered:
+        return "Not an answer", "none"
+    if hit.dense >= 0.55:
+        return "Strong match", "strong"
+    if hit.dense >= 0.40:
+        return "Good match", "good"
+    return "Weak match", "weak"
+
+
+def marked(text: str, offset: int, start: int, end: int) -> str:
+    """`text` (which starts at `offset` in its file) escaped, with [start, end) in <mark>."""
+    a, b = max(start - offset, 0), max(min(end - offset, len(text)), 0)
+    return esc(text[:a]) + "<mark>" + esc(text[a:b]) + "</mark>" + esc(text[b:])
+
+
+def render_source(source_text: str, hit: Hit) -> str:
+    """The whole article, the cited passage tinted and its supporting sentence marked."""
+    before, passage, after = source_text[: hit.start], hit.text, source_text[hit.end :]
+    return (
+        esc(before)
+        + f'<span class="rag-in-passage" id="passage-{hit.rank}">'
+        + marked(passage, hit.start, *hit.highlight)
+        + "</span>"
+        + esc(after)
+    )
+
+
+def render_card(hit: Hit, answered: bool, source_text: str | None) -> str:
+    label, css = strength(hit, answered)
+    classes = "rag-card" + ("" if answered else " not-answer")
+    source = (
+        '<details class="rag-source"><summary>Open the source in context</summary>'
+        f'<div class="rag-source-text">{render_source(source_text, hit)}</div></details>'
+        if source_text is not None
+        else ""
+    )
+    return (
+        f'<article class="{classes}" data-rank="{hit.rank}">'
+        f'<header><span class="rag-rank">#{hit.rank}</span>'
+        f'<span class="rag-strength {css}">{label}</span>'
+        f'<span class="rag-score">score {hit.score:.2f}</span></header>'
+        f'<div class="rag-citation">{esc(hit.title)} · <code>{esc(hit.source)}</code> · '
+        f"characters {hit.start}–{hit.end}</div>"
+        f'<p class="rag-passage">{marked(hit.text, hit.start, *hit.highlight)}</p>'
+        f"{source}</article>"
+    )
+
+
+def render_answer(answer: Answer, texts: dict[str, str]) -> str:
+    if answer.answered:
+        sources = len({h.source for h in answer.hits})
+        banner = (
+            f'<div class="rag-banner answered">{len(answer.hits)} passage'
+            f'{"s" if len(answer.hits) != 1 else ""} from {sources} source'
+            f'{"s" if sources != 1 else ""}, best first. The marked sentence is the one that '
+            "best supports the question.</div>"
+        )
+    else:
+        banner = (
+            '<div class="rag-banner unanswered">The sources don\'t answer this. The nearest '
+            "passages are listed below for reference; they are not an answer.</div>"
+        )
+    cards = "".join(render_card(h, answer.answered, texts.get(h.source)) for h in answer.hits)
+    return f'<div class="rag-results" data-answered="{str(answer.answered).lower()}">{banner}{cards}</div>'
+
+
+def render_message(message: str) -> str:
+    return f'<div class="rag-results"><div class="rag-banner message">{esc(message)}</div></div>'
+
+
+def render_footer(manifest: Manifest) -> str:
+    return (
+        f'<div class="rag-footer">{len(manifest.sources)} sources · {manifest.passages} passages · '
+        f"model {esc(manifest.model)} · index built {esc(manifest.built_at)} "
+        f"in {manifest.build_seconds:.1f} s</div>"
+    )
+
+
+@dataclass
+class Backend:
+    """What the app serves from; replaced as a whole when the index changes."""
+
+    searcher: Searcher
+    texts: dict[str, str]  # source id -> file text the index was built from
+
+    @property
+    def manifest(self) -> Manifest:
+        return self.searcher.index.manifest
+
+
+class AppState:
+    """Holds the current backend; `get` may swap in a newer one between requests."""
+
+    def __init__(self, load: Callable[[], Backend], refresh: Callable[[Backend], Backend | None] | None = None) -> None:
+        self._backend = load()
+        self._refresh = refresh
+        self._lock = threading.Lock()
+
+    def get(self) -> Backend:
+        if self._refresh is not None:
+            with self._lock:
+                newer = self._refresh(self._backend)
+                if newer is not None:
+                    self._backend = newer
+        return self._backend
+
+
+def ask_json(state: AppState, question: str, k: int = DEFAULT_K) -> dict[str, Any]:
+    """The `/ask` API: the same object as `rag ask --json`."""
+    import gradio as gr
+
+    try:
+        return state.get().searcher.ask(question, _k(k)).to_json()
+    except RagError as exc:
+        raise gr.Error(str(exc)) from None
+
+
+def _k(k: Any) -> int:
+    try:
+        value = int(k)
+    except (TypeError, ValueError):
+        raise RagError(f"k must be a whole number from 1 to {MAX_K}") from None
+    if not 1 <= value <= MAX_K:
+        raise RagError(f"k must be a whole number from 1 to {MAX_K}, got {value}")
+    return value
+
+
+def ask_html(state: AppState, question: str, k: Any, sources: Sequence[str] | None) -> str:
+    """The page's answer: cards, or a message for an empty or oversized question."""
+    question = (question or "").strip()
+    if not question:
+        return render_message("Type a question first, for example: " + EXAMPLES[0])
+    if len(question) > MAX_QUESTION_CHARS:
+        return render_message(
+            f"That question is {len(question)} characters long; please keep it under "
+            f"{MAX_QUESTION_CHARS} characters."
+        )
+    backend = state.get()
+    try:
+        answer = backend.searcher.ask(question, _k(k), list(sources or []))
+    except RagError as exc:
+        return render_message(str(exc))
+    return render_answer(answer, backend.texts)
+
+
+def build_ui(state: AppState) -> Any:
+    """The Gradio Blocks app."""
+    import gradio as gr
+
+    backend = state.get()
+    choices = sorted(
+        ((record.title or source) + f" ({source})", source)
+        for source, record in backend.manifest.sources.items()
+    )
+
+    with gr.Blocks(title="Grounded answers") as demo:
+        gr.Markdown(
+            "## Ask the sources\nEvery answer is a passage quoted from a source, cited to its "
+            "exact place. Nothing is generated."
+        )
+        with gr.Row():
+            question = gr.Textbox(
+                label="Question",
+                placeholder="e.g. Who claimed responsibility for the attack?",
+                lines=1,
+                max_lines=3,
+                scale=5,
+                elem_id="question",
+            )
+            ask = gr.Button("Ask", variant="primary", scale=1, elem_id="ask")
+        with gr.Row():
+            k = gr.Slider(1, 20, value=DEFAULT_K, step=1, label="Passages to show", elem_id="k")
+            sources = gr.Dropdown(
+                choices=choices,
+                value=[],
+                multiselect=True,
+                label="Only these sources (optional)",
+                elem_id="sources",
+            )
+        gr.Examples(examples=[[e] for e in EXAMPLES], inputs=[question], label="Try one")
+        results = gr.HTML(elem_id="results")
+        footer = gr.HTML(render_footer(backend.manifest), elem_id="footer")
+
+        def on_ask(q: str, n: float, chosen: list[str]) -> tuple[str, str]:
+            page = ask_html(state, q, n, chosen)
+            return page, render_footer(state.get().manifest)
+
+        for event in (question.submit, ask.click):
+            event(on_ask, [question, k, sources], [results, footer], api_visibility="private")
+
+        def ask_api(question: str, k: int = DEFAULT_K) -> dict:
+            """Ranked, cited passages for a question: the object `rag ask --json` prints."""
+            return ask_json(state, question, k)
+
+        gr.api(ask_api, api_name="ask", concurrency_limit=None)
+    return demo
