@@ -201,10 +201,10 @@ class Searcher:
         self._vocab: dict[str, int] = index.bm25_tokenizer.get_vocab_dict()
         self._stopwords = frozenset(index.bm25_tokenizer.stopwords)
         self._rarest = float(index.term_max.max()) if len(index.term_max) else 1.0
-        self._rows_of_source: dict[str, np.ndarray] = {}
+        rows: dict[str, list[int]] = {}
         for row, source in enumerate(self._sources):
-            self._rows_of_source.setdefault(source, []).append(row)  # type: ignore[arg-type]
-        self._rows_of_source = {s: np.array(r, dtype=np.int64) for s, r in self._rows_of_source.items()}
+            rows.setdefault(source, []).append(row)
+        self._rows_of_source = {s: np.array(r, dtype=np.int64) for s, r in rows.items()}
         self._sentence_start = np.array([p.sentence_row for p in index.passages], dtype=np.int64)
         self._sentence_count = np.array([len(p.sentences) for p in index.passages], dtype=np.int64)
 

@@ -1,0 +1,242 @@
+"""The app, live: the /ask API, a real headless browser, hostile sources, and load.
+
+Chromium is Debian's (/usr/bin/chromium) driven by Playwright; `playwright install` is never run.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import socket
+import statistics
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from conftest import ROOT, SEEDS, write_corpus
+
+pytestmark = pytest.mark.model
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update", "--disable-sync"]
+needs_chromium = pytest.mark.skipif(not Path(CHROMIUM).exists() and not os.environ.get("CI"), reason="Debian chromium is not installed (scripts/test.sh installs it)")
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class App:
+    """`python app.py` in a subprocess, up until the test module ends."""
+
+    def __init__(self, sources: Path, index: Path, port: int, use_env: bool = False) -> None:
+        env = {**os.environ, "HF_HUB_OFFLINE": "1", "PYTHONPATH": str(ROOT)}
+        args = [sys.executable, str(ROOT / "app.py"), "--sources", str(sources), "--index", str(index)]
+        if use_env:
+            env["GRADIO_SERVER_PORT"] = str(port)
+        else:
+            args += ["--port", str(port)]
+        self.url = f"http://127.0.0.1:{port}/"
+        self.log: list[str] = []
+        self.proc = subprocess.Popen(args, env=env, stderr=subprocess.PIPE, stdout=subprocess.DEVNULL, text=True)
+        ready = threading.Event()
+
+        def read() -> None:
+            assert self.proc.stderr is not None
+            for line in self.proc.stderr:
+                self.log.append(line)
+                if line.startswith("ready in "):
+                    ready.set()
+
+        threading.Thread(target=read, daemon=True).start()
+        deadline = time.time() + 600
+        while not ready.wait(1):
+            if self.proc.poll() is not None or time.time() > deadline:
+                raise RuntimeError("app did not start:\n" + "".join(self.log))
+        self.ready_line = next(line for line in self.log if line.startswith("ready in "))
+
+    def stop(self) -> None:
+        self.proc.terminate()
+        try:
+            self.proc.wait(20)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+
+
+@pytest.fixture(scope="module")
+def app(seed_index: Path) -> Iterator[App]:
+    running = App(SEEDS, seed_index, free_port(), use_env=True)
+    yield running
+    running.stop()
+
+
+def check_citations(answer: dict, sources: Path = SEEDS) -> None:
+    for hit in answer["hits"]:
+        text = (sources / hit["source"]).read_bytes().decode("utf-8")
+        assert text[hit["start"] : hit["end"]] == hit["text"]
+        assert hit["start"] <= hit["highlight"][0] < hit["highlight"][1] <= hit["end"]
+
+
+def test_ready_line_reports_launch_time(app: App):
+    seconds = float(app.ready_line.split()[2])
+    assert 0 < seconds < 600
+    assert "building the index" not in "".join(app.log)  # an up-to-date index is reused
+    print(f"\napp launch to ready with an existing index: {seconds:.1f} s")
+
+
+def test_api_ask_matches_the_cli(app: App, seed_index: Path):
+    from gradio_client import Client
+
+    question = "Which airport was closed after the attack?"
+    result = Client(app.url, verbose=False).predict(question, 4, api_name="/ask")
+    answer = json.loads(result) if isinstance(result, str) else result
+    assert answer["question"] == question and answer["answered"] is True and len(answer["hits"]) == 4
+    check_citations(answer)
+    cli = subprocess.run(
+        [sys.executable, "-m", "rag", "ask", question, "--index", str(seed_index), "-k", "4", "--json"],
+        capture_output=True, text=True, env={**os.environ, "PYTHONPATH": str(ROOT)}, timeout=300,
+    )
+    expected = json.loads(cli.stdout)
+    assert [{k: v for k, v in h.items() if k != "score"} for h in answer["hits"]] == [
+        {k: v for k, v in h.items() if k != "score"} for h in expected["hits"]
+    ]
+    assert [h["score"] for h in answer["hits"]] == pytest.approx([h["score"] for h in expected["hits"]], abs=1e-4)
+    assert answer["answered"] == expected["answered"]
+
+
+def test_api_rejects_an_empty_question(app: App):
+    from gradio_client import Client
+
+    with pytest.raises(Exception, match="question is empty"):
+        Client(app.url, verbose=False).predict("   ", 3, api_name="/ask")
+
+
+def launch_browser(playwright):
+    return playwright.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS)
+
+
+@needs_chromium
+def test_browser_question_to_cited_card_and_source(app: App, tmp_path: Path):
+    from playwright.sync_api import expect, sync_playwright
+
+    with sync_playwright() as p:
+        browser = launch_browser(p)
+        page = browser.new_page(viewport={"width": 1280, "height": 1000})
+        page.goto(app.url)
+        box = page.locator("#question textarea")
+        box.fill("How many people were killed in the attack on Bamako?")
+        box.press("Enter")
+        card = page.locator(".rag-card").first
+        expect(card).to_be_visible(timeout=60_000)
+        assert card.locator(".rag-passage mark").count() == 1
+        citation = card.locator(".rag-citation").inner_text()
+        assert any(seed.name in citation for seed in SEEDS.iterdir()) and "characters" in citation
+        assert "match" in card.locator(".rag-strength").inner_text()
+        footer = page.locator("#footer").inner_text()
+        assert "5 sources" in footer and "all-MiniLM-L6-v2" in footer
+        page.screenshot(path=str(tmp_path / "results.png"), full_page=True)
+        # open the whole article: the cited passage is there and scrolled into view
+        card.locator(".rag-source summary").click()
+        source_box = card.locator(".rag-source-text")
+        expect(source_box).to_be_visible()
+        passage = source_box.locator(".rag-in-passage")
+        expect(passage).to_be_in_viewport()
+        assert passage.inner_text().strip() == card.locator(".rag-passage").inner_text().strip()
+        page.screenshot(path=str(tmp_path / "source.png"), full_page=False)
+        # an empty question is a message in the page, not an error
+        box.fill("")
+        page.locator("#ask").click()
+        expect(page.locator(".rag-banner.message")).to_contain_text("Type a question first", timeout=30_000)
+        browser.close()
+    keep = os.environ.get("RAG_SCREENSHOTS")
+    if keep:
+        for name in ("results.png", "source.png"):
+            shutil.copy(tmp_path / name, Path(keep) / name)
+
+
+HOSTILE = """Harbour fire report
+
+<script>window.__pwned = "script";</script>
+The harbour warehouse caught fire on Monday night and burned until dawn. <img src=x onerror="window.__pwned='img'"> Firefighters from three towns fought the blaze.
+**Damage** was estimated at two million euros, according to the [port authority](javascript:window.__pwned='link').
+<iframe src="javascript:window.__pwned='iframe'"></iframe> No one was hurt in the harbour fire.
+"""
+
+
+@needs_chromium
+def test_hostile_source_never_executes(tmp_path: Path):
+    from playwright.sync_api import expect, sync_playwright
+
+    sources = write_corpus(tmp_path / "sources", {"harbour.md": HOSTILE, "other.txt": "The town market opens on Saturdays."})
+    app = App(sources, tmp_path / "index", free_port())  # builds the index first
+    try:
+        assert "building the index" in "".join(app.log)
+        with sync_playwright() as p:
+            browser = launch_browser(p)
+            page = browser.new_page()
+            dialogs: list[str] = []
+            page.on("dialog", lambda d: (dialogs.append(d.message), d.dismiss()))
+            page.goto(app.url)
+            page.locator("#question textarea").fill("How long did the harbour warehouse fire burn?")
+            page.locator("#question textarea").press("Enter")
+            expect(page.locator(".rag-card").first).to_be_visible(timeout=60_000)
+            for card in page.locator(".rag-card").all():
+                card.locator(".rag-source summary").click()
+            results = page.locator("#results")
+            text = results.inner_text()
+            assert "<img src=x onerror=" in text and "**Damage**" in text and "[port authority](javascript:" in text
+            assert results.locator("img, iframe, script, a[href^='javascript']").count() == 0
+            page.wait_for_timeout(500)
+            assert page.evaluate("() => window.__pwned") is None
+            assert not dialogs
+            page.screenshot(path=str(tmp_path / "hostile.png"), full_page=True)
+            browser.close()
+    finally:
+        app.stop()
+
+
+def test_load_16_clients(app: App):
+    from gradio_client import Client
+
+    questions = [json.loads(line)["question"] for line in (ROOT / "eval" / "seed_questions.jsonl").read_text().splitlines()]
+    clients, per_client, k = 16, 50, 5
+    latencies: list[float] = []
+    failures: list[str] = []
+    lock = threading.Lock()
+
+    def worker(n: int) -> None:
+        client = Client(app.url, verbose=False)
+        for i in range(per_client):
+            question = questions[(n * per_client + i) % len(questions)]
+            started = time.perf_counter()
+            try:
+                result = client.predict(question, k, api_name="/ask")
+                answer = json.loads(result) if isinstance(result, str) else result
+                assert answer["question"] == question and len(answer["hits"]) == k
+                check_citations(answer)
+            except Exception as exc:  # collected and reported below
+                with lock:
+                    failures.append(f"{question}: {exc!r}")
+                continue
+            with lock:
+                latencies.append(time.perf_counter() - started)
+
+    started = time.perf_counter()
+    threads = [threading.Thread(target=worker, args=(n,)) for n in range(clients)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    wall = time.perf_counter() - started
+    assert not failures, failures[:3]
+    assert len(latencies) == clients * per_client
+    ms = sorted(x * 1000 for x in latencies)
+    p50, p99 = statistics.median(ms), ms[int(0.99 * len(ms)) - 1]
+    print(f"\nload: {clients} clients x {per_client} questions: p50 {p50:.0f} ms, p99 {p99:.0f} ms, "
+          f"throughput {len(ms) / wall:.1f} answers/s over {wall:.1f} s")

@@ -1,0 +1,92 @@
+"""The page's HTML: exact marks, plain-text sources, messages instead of errors."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from conftest import SMALL_CORPUS
+
+from rag.build import build_index
+from rag.serve import open_backend, source_hashes, stale_reason
+from rag.store import read_manifest
+from rag.types import Answer, Hit
+from rag.webui import AppState, ask_html, marked, render_answer, render_source, strength
+
+HOSTILE = '<script>window.pwned=1</script> <img src=x onerror="window.pwned=2"> **bold** [x](javascript:alert(1)) & done.'
+
+
+def hit(text: str, start: int = 10, highlight: tuple[int, int] | None = None, dense: float = 0.6) -> Hit:
+    end = start + len(text)
+    return Hit(1, 0.5, "evil.md", "<b>Title</b>", start, end, text, highlight or (start, end), 0, dense, 0.1)
+
+
+def test_marked_wraps_exactly_the_highlight():
+    assert marked("One. Two. Three.", 100, 105, 109) == "One. <mark>Two.</mark> Three."
+    assert marked("a<b", 0, 1, 3) == "a<mark>&lt;b</mark>"
+
+
+def test_hostile_text_is_shown_literally():
+    page = render_answer(Answer("q", True, (hit(HOSTILE),)), {"evil.md": "0123456789" + HOSTILE})
+    assert "<script" not in page and "<img" not in page and "<b>" not in page
+    assert "&lt;script&gt;window.pwned=1&lt;/script&gt;" in page
+    assert "onerror=&quot;window.pwned=2&quot;" in page
+    assert "**bold**" in page and "&lt;b&gt;Title&lt;/b&gt;" in page
+    assert page.count("<mark>") == 2  # the card's passage and the source view
+
+
+def test_source_view_holds_the_whole_article_with_the_passage_marked():
+    source = "Intro line.\nThe passage here. And its best sentence.\nOutro."
+    start = source.index("The passage")
+    text = "The passage here. And its best sentence."
+    best = (source.index("And its"), source.index("And its") + len("And its best sentence."))
+    view = render_source(source, hit(text, start, best))
+    assert view.startswith("Intro line.\n") and view.endswith("\nOutro.")
+    assert '<span class="rag-in-passage" id="passage-1">The passage here. <mark>And its best sentence.</mark></span>' in view
+
+
+def test_strength_cues():
+    assert strength(hit("x", dense=0.7), True)[0] == "Strong match"
+    assert strength(hit("x", dense=0.45), True)[0] == "Good match"
+    assert strength(hit("x", dense=0.2), True)[0] == "Weak match"
+    assert strength(hit("x", dense=0.9), False)[0] == "Not an answer"
+
+
+@pytest.fixture
+def state(small_sources: Path, tmp_path: Path, fake_encoder) -> AppState:
+    build_index(small_sources, tmp_path / "index", fake_encoder)
+    return AppState(lambda: open_backend(small_sources, tmp_path / "index", fake_encoder))
+
+
+def test_page_answers_with_cards(state: AppState):
+    page = ask_html(state, "When did the ferry stop crossing the river?", 3, [])
+    assert page.count('class="rag-card"') == 3 and "<mark>" in page
+    assert "notes/river.txt" in page and "Open the source in context" in page
+
+
+def test_page_says_when_the_sources_do_not_answer(state: AppState):
+    state.get().searcher.threshold = 2.0
+    page = ask_html(state, "When did the ferry stop crossing the river?", 2, [])
+    assert "The sources don&#x27;t answer this" in page or "The sources don't answer this" in page
+    assert "Not an answer" in page and "not-answer" in page
+
+
+@pytest.mark.parametrize("question, message", [("", "Type a question first"), ("   ", "Type a question first"), ("x" * 1001, "under 1000 characters")])
+def test_bad_questions_get_a_message(state: AppState, question: str, message: str):
+    page = ask_html(state, question, 5, [])
+    assert message in page and "rag-card" not in page
+
+
+def test_source_filter_in_page(state: AppState):
+    page = ask_html(state, "snow", 5, ["volcano.txt"])
+    assert "volcano.txt" in page and "notes/river.txt" not in page
+
+
+def test_stale_reason(small_sources: Path, tmp_path: Path, fake_encoder):
+    build_index(small_sources, tmp_path / "index", fake_encoder)
+    manifest = read_manifest(tmp_path / "index")
+    assert stale_reason(manifest, source_hashes(small_sources)) is None
+    (small_sources / "volcano.txt").write_text(SMALL_CORPUS["volcano.txt"] + "More.\n")
+    (small_sources / "new.txt").write_text("New article.")
+    (small_sources / "bakery.md").unlink()
+    assert stale_reason(manifest, source_hashes(small_sources)) == "1 new, 1 changed, 1 removed source file(s)"
