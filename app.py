@@ -39,7 +39,7 @@ def main(argv: list[str] | None = None) -> int:
     from rag.batching import MicroBatchEncoder
     from rag.embedding import SentenceTransformerEncoder
     from rag.errors import RagError
-    from rag.serve import ensure_index, index_model, open_backend
+    from rag.serve import current_name, ensure_index, index_model, open_backend
     from rag.webui import CSS, HEAD, AppState, build_ui
 
     try:
@@ -48,7 +48,7 @@ def main(argv: list[str] | None = None) -> int:
         discover(args.sources)  # a missing folder fails before the model loads
         encoder = MicroBatchEncoder(SentenceTransformerEncoder(index_model(args.index)))
         ensure_index(args.sources, args.index, encoder, log)
-        state = AppState(lambda: open_backend(args.sources, args.index, encoder))
+        state = AppState(lambda: open_backend(args.index, encoder), lambda: current_name(args.index), log=log)
     except RagError as exc:
         log(f"error: {exc}")
         return 1

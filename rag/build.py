@@ -1,10 +1,18 @@
-"""The build pipeline: seeds/ -> documents -> chunks -> vectors -> a new index generation."""
+"""The build pipeline: seeds/ -> documents -> chunks -> vectors -> a new index generation.
+
+Builds are incremental: sources whose content hash matches the manifest keep their passages,
+ids and vectors; changed and new sources are chunked again, and only passages whose content
+was never embedded before are encoded. A different model or chunking setting, an unreadable
+index, or `full=True` makes a full rebuild, and the report says why.
+"""
 
 from __future__ import annotations
 
+import hashlib
+import json
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from importlib import metadata
 from pathlib import Path
 
@@ -16,7 +24,15 @@ from .embedding import Encoder
 from .errors import RagError
 from .search import DEFAULT_THRESHOLDS, GENERIC_THRESHOLD
 from .sources import load_documents
-from .store import FORMAT_VERSION, read_manifest, write_index
+from .store import (
+    FORMAT_VERSION,
+    Index,
+    checkpoint,
+    index_lock,
+    open_index,
+    remove_old_generations,
+    write_index,
+)
 from .types import Chunk, ChunkingConfig, Document, Manifest, Passage, SourceRecord
 
 _VERSIONED = ("faiss-cpu", "bm25s", "sentence-transformers", "transformers", "torch", "numpy")
@@ -32,6 +48,14 @@ class BuildReport:
     sentences: int
     seconds: float
     encode_seconds: float
+    added: int = 0
+    changed: int = 0
+    removed: int = 0
+    unchanged: int = 0
+    embedded: int = 0  # passages encoded by this build
+    reused: int = 0  # passages whose vectors came from the previous generation
+    full_reason: str | None = None  # why everything was rebuilt, if it was
+    up_to_date: bool = False  # nothing had changed, so no new generation was written
 
 
 def library_versions() -> dict[str, str]:
@@ -56,33 +80,46 @@ def check_budget(encoder: Encoder, config: ChunkingConfig) -> None:
 
 def embed_chunks(
     encoder: Encoder, chunks: Sequence[Chunk], progress: bool = False
-) -> tuple[np.ndarray, np.ndarray]:
-    """Passage vectors and the stacked sentence vectors of all chunks, in chunk order."""
+) -> tuple[np.ndarray, list[np.ndarray]]:
+    """Passage vectors and, per chunk, its sentence vectors."""
+    if not chunks:
+        return np.zeros((0, encoder.dimension), np.float32), []
     texts = [c.embed_text for c in chunks]
     spans = [
         [(a - c.start + c.embed_offset, b - c.start + c.embed_offset) for a, b in c.sentences]
         for c in chunks
     ]
-    vectors, sentence_vectors = encoder.encode_passages(texts, spans, progress=progress)
-    stacked = (
-        np.concatenate(sentence_vectors).astype(np.float32)
-        if sentence_vectors
-        else np.zeros((0, encoder.dimension), np.float32)
-    )
-    return vectors, stacked
+    return encoder.encode_passages(texts, spans, progress=progress)
 
 
-def assign_ids(chunks: Sequence[Chunk], first_id: int) -> list[Passage]:
-    """Passages with ids counted up from `first_id` and their sentence rows laid end to end."""
-    passages, row = [], 0
-    for offset, chunk in enumerate(chunks):
-        passages.append(Passage.from_chunk(chunk, id=first_id + offset, sentence_row=row))
-        row += len(chunk.sentences)
-    return passages
+def content_key(chunk: Chunk) -> str:
+    """Identifies what the encoder saw for a passage: equal keys give equal vectors."""
+    relative = [(a - chunk.start, b - chunk.start) for a, b in chunk.sentences]
+    return hashlib.sha256(json.dumps([chunk.context, chunk.text, relative]).encode("utf-8")).hexdigest()
 
 
 def default_threshold(model: str) -> float:
     return DEFAULT_THRESHOLDS.get(model, GENERIC_THRESHOLD)
+
+
+def full_rebuild_reason(previous: Manifest | None, encoder: Encoder, config: ChunkingConfig) -> str | None:
+    """Why the previous generation cannot be updated in place, or None when it can."""
+    if previous is None:
+        return "there is no index yet"
+    if previous.model != encoder.name or previous.dimension != encoder.dimension:
+        return f"the model changed from {previous.model} to {encoder.name}"
+    if previous.chunking != config:
+        return f"the chunking settings changed from {previous.chunking.to_dict()} to {config.to_dict()}"
+    return None
+
+
+@dataclass(frozen=True)
+class _Piece:
+    """One passage of the new generation, before ids and sentence rows are final."""
+
+    chunk: Chunk
+    old_row: int | None  # its row in the previous generation, when its vectors are reused
+    keep_id: int | None  # its previous id, when it is the same passage of the same source
 
 
 def build_index(
@@ -93,42 +130,165 @@ def build_index(
     progress: bool = False,
     warn: Callable[[str], None] | None = None,
     documents: Sequence[Document] | None = None,
+    full: bool = False,
+    log: Callable[[str], None] | None = None,
 ) -> BuildReport:
-    """Read, chunk, embed and write a complete new generation of the index."""
+    """Bring the index in `index_root` up to date with the sources, as a new generation."""
     started = time.perf_counter()
     config = config or ChunkingConfig()
     check_budget(encoder, config)
     docs = list(documents) if documents is not None else load_documents(sources, warn)
-    next_id = _previous_next_id(index_root)
-    per_doc = [chunk_document(doc, encoder.count_tokens, config) for doc in docs]
-    chunks = [c for doc_chunks in per_doc for c in doc_chunks]
+    with index_lock(index_root):
+        previous, reason = _previous(index_root, encoder, config, full)
+        if reason and log:
+            log(f"full rebuild: {reason}")
+        report = _build(sources, index_root, encoder, config, docs, previous, reason is None, progress, started)
+    return replace(report, full_reason=reason, seconds=time.perf_counter() - started)
+
+
+def _previous(index_root: Path, encoder: Encoder, config: ChunkingConfig, full: bool) -> tuple[Index | None, str | None]:
+    try:
+        previous: Index | None = open_index(index_root)
+    except RagError as exc:
+        message = str(exc)
+        return None, "there is no index yet" if message.startswith("no index") else f"the index could not be used ({message})"
+    assert previous is not None
+    if full:
+        return previous, "--full was given"
+    reason = full_rebuild_reason(previous.manifest, encoder, config)
+    return previous, reason
+
+
+def _build(
+    sources: Path,
+    index_root: Path,
+    encoder: Encoder,
+    config: ChunkingConfig,
+    docs: list[Document],
+    previous: Index | None,
+    incremental: bool,
+    progress: bool,
+    started: float,
+) -> BuildReport:
+    """A new generation; reusing the previous one's passages when `incremental`, and always
+    continuing its id counter."""
+    incremental = incremental and previous is not None
+    old = previous.manifest.sources if previous is not None else {}
+    unchanged = {d.id for d in docs if incremental and d.id in old and old[d.id].sha256 == d.sha256}
+    changed = {d.id for d in docs if d.id in old and d.id not in unchanged} if incremental else set()
+    added = {d.id for d in docs if d.id not in old} if incremental else {d.id for d in docs}
+    current = {d.id for d in docs}
+    removed = set(old) - current if incremental else set()
+    if incremental and previous is not None and not (changed or added or removed):
+        remove_old_generations(index_root, keep={previous.path.name})  # what killed builds left
+        return BuildReport(
+            path=previous.path,
+            documents=len(docs),
+            passages=len(previous.passages),
+            sentences=len(previous.sentence_vectors),
+            seconds=time.perf_counter() - started,
+            encode_seconds=0.0,
+            unchanged=len(unchanged),
+            reused=len(previous.passages),
+            up_to_date=True,
+        )
+
+    pieces: list[_Piece] = []
+    by_key: dict[str, int] = {}
+    if incremental and previous is not None:
+        for row, p in enumerate(previous.passages):
+            if p.source in unchanged:
+                pieces.append(_Piece(p, row, p.id))
+            else:
+                by_key.setdefault(content_key(p), row)
+    fresh: list[Chunk] = []
+    per_doc: dict[str, int] = {}
+    for doc in docs:
+        if doc.id in unchanged and previous is not None:
+            per_doc[doc.id] = old[doc.id].passages
+            continue
+        chunks = chunk_document(doc, encoder.count_tokens, config)
+        per_doc[doc.id] = len(chunks)
+        for chunk in chunks:
+            match = by_key.get(content_key(chunk))
+            if match is None or previous is None:
+                fresh.append(chunk)
+                pieces.append(_Piece(chunk, None, None))
+            else:
+                earlier = previous.passages[match]
+                pieces.append(_Piece(chunk, match, earlier.id if earlier.source == chunk.source else None))
+    checkpoint("chunked")
+
     encode_started = time.perf_counter()
-    vectors, sentence_vectors = embed_chunks(encoder, chunks, progress)
+    new_vectors, new_sentences = embed_chunks(encoder, fresh, progress)
     encode_seconds = time.perf_counter() - encode_started
-    passages = assign_ids(chunks, next_id)
+    checkpoint("encoded")
+
+    next_id = previous.manifest.next_id if previous is not None else 0
+    used: set[int] = set()
+    passages: list[Passage] = []
+    vectors = np.zeros((len(pieces), encoder.dimension), dtype=np.float32)
+    sentence_blocks: list[np.ndarray] = []
+    fresh_index = 0
+    sentence_row = 0
+    for i, piece in enumerate(pieces):
+        if piece.old_row is None:
+            vectors[i] = new_vectors[fresh_index]
+            sentence_blocks.append(new_sentences[fresh_index])
+            fresh_index += 1
+        else:
+            assert previous is not None
+            old_passage = previous.passages[piece.old_row]
+            vectors[i] = previous.vectors[piece.old_row]
+            first = old_passage.sentence_row
+            sentence_blocks.append(np.asarray(previous.sentence_vectors[first : first + len(old_passage.sentences)]))
+        if piece.keep_id is not None and piece.keep_id not in used:
+            pid = piece.keep_id
+        else:
+            pid, next_id = next_id, next_id + 1
+        used.add(pid)
+        passages.append(Passage.from_chunk(piece.chunk, id=pid, sentence_row=sentence_row))
+        sentence_row += len(piece.chunk.sentences)
+    sentence_vectors = (
+        np.concatenate(sentence_blocks).astype(np.float32) if sentence_blocks else np.zeros((0, encoder.dimension), np.float32)
+    )
+
+    dense = None
+    if incremental and previous is not None:  # txtai-style: drop the gone ids, add the new ones
+        old_ids = {int(i) for i in previous.ids}
+        gone = np.array(sorted(old_ids - used), dtype=np.int64)
+        new_rows = [i for i, p in enumerate(passages) if p.id not in old_ids]
+        dense = previous.dense
+        if len(gone):
+            dense.remove_ids(gone)
+        if new_rows:
+            dense.add_with_ids(vectors[new_rows], np.array([passages[i].id for i in new_rows], dtype=np.int64))
+
+    threshold, calibrated, extra = default_threshold(encoder.name), False, {}
+    if incremental and previous is not None:  # a calibration stays valid for the same model
+        threshold, calibrated = previous.manifest.abstain_threshold, previous.manifest.abstain_calibrated
+        extra = {k: v for k, v in previous.manifest.extra.items() if k == "calibration"}
     manifest = Manifest(
         format_version=FORMAT_VERSION,
         model=encoder.name,
         dimension=encoder.dimension,
         max_seq_length=encoder.max_seq_length,
         chunking=config,
-        sources={
-            doc.id: SourceRecord(sha256=doc.sha256, title=doc.title, passages=len(doc_chunks))
-            for doc, doc_chunks in zip(docs, per_doc)
-        },
+        sources={doc.id: SourceRecord(sha256=doc.sha256, title=doc.title, passages=per_doc[doc.id]) for doc in docs},
         built_at=time.strftime("%Y-%m-%dT%H:%M:%S%z"),
-        build_seconds=0.0,
+        build_seconds=round(time.perf_counter() - started, 3),
         versions=library_versions(),
         passages=len(passages),
         sentences=len(sentence_vectors),
-        next_id=next_id + len(passages),
+        next_id=next_id,
         faiss_index="IDMap2,Flat",
-        abstain_threshold=default_threshold(encoder.name),
-        abstain_calibrated=False,
-        extra={"sources_dir": str(sources.resolve())},
+        abstain_threshold=threshold,
+        abstain_calibrated=calibrated,
+        extra={**extra, "sources_dir": str(sources.resolve())},
     )
-    manifest = _with_seconds(manifest, time.perf_counter() - started)
-    path = write_index(index_root, manifest, passages, vectors, sentence_vectors)
+    path = write_index(
+        index_root, manifest, passages, vectors, sentence_vectors, {d.id: d.text for d in docs}, dense
+    )
     return BuildReport(
         path=path,
         documents=len(docs),
@@ -136,18 +296,10 @@ def build_index(
         sentences=len(sentence_vectors),
         seconds=time.perf_counter() - started,
         encode_seconds=encode_seconds,
+        added=len(added),
+        changed=len(changed),
+        removed=len(removed),
+        unchanged=len(unchanged),
+        embedded=len(fresh),
+        reused=len(pieces) - len(fresh),
     )
-
-
-def _previous_next_id(index_root: Path) -> int:
-    """Ids only go up: a rebuild continues the counter of the index it replaces."""
-    try:
-        return read_manifest(index_root).next_id
-    except RagError:
-        return 0
-
-
-def _with_seconds(manifest: Manifest, seconds: float) -> Manifest:
-    from dataclasses import replace
-
-    return replace(manifest, build_seconds=round(seconds, 3))

@@ -54,6 +54,9 @@ def build_parser() -> argparse.ArgumentParser:
     index.add_argument("--model", default=None, help="sentence-transformers name or folder (default: bundled all-MiniLM-L6-v2)")
     index.add_argument("--max-tokens", type=_positive_int("--max-tokens", 4096), default=None, help="word-pieces per passage (default: 96)")
     index.add_argument("--overlap", type=int, choices=range(9), metavar="N", default=None, help="sentences shared by neighbouring passages (default: 1)")
+    index.add_argument("--full", action="store_true", help="rebuild everything instead of updating what changed")
+    index.add_argument("--watch", action="store_true", help="keep running and update the index whenever the sources change")
+    index.add_argument("--debounce", type=float, default=1.0, help="with --watch: seconds of quiet before updating (default: 1)")
     index.add_argument("--quiet", action="store_true", help="no progress bar")
 
     ask = sub.add_parser("ask", help="answer a question with ranked, cited passages")
@@ -63,6 +66,16 @@ def build_parser() -> argparse.ArgumentParser:
     ask.add_argument("-k", type=_positive_int("-k", 100), default=5, help="passages to return (default: 5)")
     ask.add_argument("--json", action="store_true", help="print JSON instead of text")
     ask.add_argument("--model", default=None, help="must be the model the index was built with (default: that model)")
+    ev = sub.add_parser("eval", help="evaluate retrieval on a question set (JSONL) or a BEIR folder")
+    ev.add_argument("questions", type=Path, help="JSONL question set, or a BEIR folder (corpus.jsonl, queries.jsonl, qrels/test.tsv)")
+    ev.add_argument("--index", type=Path, default=DEFAULT_INDEX, help="index to evaluate a JSONL set against (default: index)")
+    ev.add_argument("-k", type=_positive_int("-k", 100), default=10, help="depth of the evaluation (default: 10)")
+    ev.add_argument("--modes", default="hybrid,dense,bm25", help="comma list of hybrid, dense, bm25 (default: all)")
+    ev.add_argument("--json", action="store_true", help="print one JSON object")
+    ev.add_argument("--report", type=Path, help="also write a .md or .html report, with a hit@k plot beside it")
+    ev.add_argument("--calibrate", action="store_true", help="fit the abstention threshold on this set and store it with the index")
+    ev.add_argument("--cache", type=Path, default=Path(".cache") / "eval", help="where BEIR corpora are indexed (default: .cache/eval)")
+    ev.add_argument("--model", default=None, help="model for a BEIR corpus (default: bundled all-MiniLM-L6-v2)")
     return parser
 
 
@@ -71,6 +84,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         if args.command == "index":
             return cmd_index(args)
+        if args.command == "eval":
+            return cmd_eval(args)
         return cmd_ask(args)
     except RagError as exc:
         sys.stderr.write(f"error: {exc}\n")
@@ -87,13 +102,15 @@ def _warn(message: str) -> None:
 
 
 def cmd_index(args: argparse.Namespace) -> int:
-    from .build import build_index
     from .embedding import SentenceTransformerEncoder
     from .sources import load_documents
+    from .store import index_lock, read_manifest
     from .types import ChunkingConfig
 
     started = time.perf_counter()
-    documents = load_documents(args.sources, _warn)  # fail on bad sources before loading the model
+    load_documents(args.sources, _warn)  # fail on bad sources before loading the model
+    with index_lock(args.index):  # ...and on a build already running (the build locks again)
+        pass
     defaults = ChunkingConfig()
     try:
         config = ChunkingConfig(
@@ -102,7 +119,22 @@ def cmd_index(args: argparse.Namespace) -> int:
         )
     except ValueError as exc:
         raise RagError(str(exc)) from None
-    encoder = SentenceTransformerEncoder(args.model)
+    model = args.model
+    if model is None:  # keep the model an existing index was built with
+        try:
+            model = read_manifest(args.index).model
+        except RagError:
+            model = None
+    encoder = SentenceTransformerEncoder(model)
+    _index_once(args, encoder, config, started)
+    if args.watch:
+        _watch(args, encoder, config)
+    return 0
+
+
+def _index_once(args: argparse.Namespace, encoder: Any, config: Any, started: float) -> None:
+    from .build import build_index
+
     report = build_index(
         args.sources,
         args.index,
@@ -110,15 +142,64 @@ def cmd_index(args: argparse.Namespace) -> int:
         config,
         progress=not args.quiet,
         warn=_warn,
-        documents=documents,
+        full=args.full,
+        log=_log,
     )
     total = time.perf_counter() - started
+    if report.up_to_date:
+        print(f"index is up to date: {report.documents} sources, {report.passages} passages; {total:.1f} s -> {args.index}", flush=True)
+        return
+    changes = (
+        f"{report.added} added, {report.changed} changed, {report.removed} removed, "
+        f"{report.unchanged} unchanged; {report.embedded} passages embedded, {report.reused} reused"
+    )
     print(
         f"indexed {report.documents} sources into {report.passages} passages "
-        f"({report.sentences} sentences) in {total:.1f} s "
-        f"(build {report.seconds:.1f} s, of which encoding {report.encode_seconds:.1f} s) -> {args.index}"
+        f"({report.sentences} sentences): {changes}; {total:.1f} s "
+        f"(build {report.seconds:.1f} s, of which encoding {report.encode_seconds:.1f} s) -> {args.index}",
+        flush=True,
     )
-    return 0
+
+
+def _watch(args: argparse.Namespace, encoder: Any, config: Any) -> None:
+    """Update the index whenever .txt/.md files under the sources change, after a quiet spell."""
+    import threading
+
+    from watchdog.events import FileSystemEvent, FileSystemEventHandler
+    from watchdog.observers import Observer
+
+    from .sources import SOURCE_SUFFIXES
+
+    changed = threading.Event()
+
+    class Handler(FileSystemEventHandler):
+        def on_any_event(self, event: FileSystemEvent) -> None:
+            paths = [str(event.src_path), str(getattr(event, "dest_path", "") or "")]
+            for raw in paths:
+                path = Path(raw)
+                if raw and not any(part.startswith(".") for part in path.parts[-1:]) and (
+                    path.suffix.lower() in SOURCE_SUFFIXES or event.is_directory
+                ):
+                    changed.set()
+
+    observer = Observer()
+    observer.schedule(Handler(), str(args.sources), recursive=True)
+    observer.start()
+    _log(f"watching {args.sources} for changes (Ctrl-C to stop)")
+    try:
+        while True:
+            changed.wait()
+            while changed.is_set():  # debounce: wait until the sources have been quiet a while
+                changed.clear()
+                time.sleep(args.debounce)
+            try:
+                args.full = False
+                _index_once(args, encoder, config, time.perf_counter())
+            except RagError as exc:
+                _log(f"error: {exc} (still watching)")
+    finally:
+        observer.stop()
+        observer.join()
 
 
 def cmd_ask(args: argparse.Namespace) -> int:
@@ -165,7 +246,7 @@ def open_searcher(index_dir: Path, model: str | None) -> Any:
     return Searcher(index, SentenceTransformerEncoder(model or manifest.model))
 
 
-def answer_batch(searcher: Any, batch: list[tuple[str, Any]], k: int, out: TextIO, chunk: int = 64) -> None:
+def answer_batch(searcher: Any, batch: list[tuple[str, Any]], k: int, out: TextIO, chunk: int = 512) -> None:
     """One JSON line per input line; a bad question gets an "error" field, not a crash."""
     from .search import check_question
 
@@ -186,6 +267,38 @@ def answer_batch(searcher: Any, batch: list[tuple[str, Any]], k: int, out: TextI
                 record = {"id": qid, "question": question, "answered": False, "hits": [], "error": errors[i]}
             out.write(json.dumps(record, ensure_ascii=False) + "\n")
         out.flush()
+
+
+def cmd_eval(args: argparse.Namespace) -> int:
+    from .eval_runner import eval_beir, eval_jsonl, format_table, parse_modes, write_report
+
+    modes = parse_modes(args.modes)
+    if args.report and args.report.suffix.lower() not in (".md", ".html", ".htm"):
+        raise RagError(f"--report {args.report}: give a .md or .html file name")
+    if args.questions.is_dir():
+        if args.calibrate:
+            raise RagError("--calibrate needs a JSONL set with unanswerable questions, not a BEIR folder")
+        from .embedding import SentenceTransformerEncoder
+
+        report = eval_beir(args.questions, args.cache, SentenceTransformerEncoder(args.model), args.k, modes, _log)
+    else:
+        from .evaluation import load_questions
+
+        load_questions(args.questions)  # a bad file fails before the model loads
+        searcher = open_searcher(args.index, args.model)
+        report = eval_jsonl(args.questions, args.index, searcher, args.k, modes, args.calibrate)
+    if args.report:
+        written = write_report(report, args.report)
+        _log("wrote " + ", ".join(str(p) for p in written))
+    if args.json:
+        print(json.dumps(report.to_json(), ensure_ascii=False))
+    else:
+        print(format_table(report))
+    return 0
+
+
+def _log(message: str) -> None:
+    sys.stderr.write(message + "\n")
 
 
 def print_answer(answer: Any, out: TextIO) -> None:

@@ -1,7 +1,8 @@
-"""Stage 6, hits -> figures: question sets, relevance by answer containment, and metrics.
+"""Stage 6, hits -> figures: question sets, relevance, IR metrics, failures, calibration.
 
-Inputs are plain data (questions with answer strings, answers as produced by search), so the
-same functions score a live run or a saved `rag ask --json` output.
+Inputs are plain data: questions with answer strings or BEIR qrels, and answers as search
+produces them, so the same functions score a live run or a saved `rag ask --json` output.
+Metrics come from trec_eval (through pytrec_eval), not from hand-written formulas.
 """
 
 from __future__ import annotations
@@ -26,9 +27,8 @@ class Question:
 
 
 def normalize(text: str) -> str:
-    """Case-folded, whitespace-collapsed, curly quotes made straight."""
-    text = text.replace("’", "'").replace("‘", "'").replace("“", '"').replace("”", '"')
-    return " ".join(text.casefold().split())
+    """Lower-cased with whitespace runs collapsed: how answers are matched to passages."""
+    return " ".join(text.lower().split())
 
 
 def contains_answer(text: str, answers: Sequence[str]) -> bool:
@@ -74,47 +74,176 @@ def load_questions(path: Path) -> list[Question]:
     ]
 
 
-def first_relevant_rank(answer: Answer, question: Question) -> int | None:
-    """Rank of the first hit containing an answer string, if any."""
-    for hit in answer.hits:
-        if contains_answer(hit.text, question.answers):
-            return hit.rank
-    return None
+METRICS = ("hit@1", "hit@3", "hit@5", "hit@10", "recall@10", "mrr@10", "ndcg@10")
+CURVE_KS = tuple(range(1, 11))
+_MISSING = "<no relevant passage in the index>"
 
 
 @dataclass(frozen=True)
-class Summary:
-    answerable: int
-    unanswerable: int
-    hit_at: dict[int, float]
-    mrr: float
-    abstained_unanswerable: int
-    abstained_answerable: int
-    highlight_contains_answer: float
+class BeirSet:
+    """A BEIR folder: corpus, queries, graded relevance, and optional answer strings."""
+
+    name: str
+    corpus: list[tuple[str, str, str]]  # (id, title, text)
+    questions: list[Question]
+    qrels: dict[str, dict[str, int]]
+    corpus_sha256: str
 
 
-def summarize(
-    questions: Sequence[Question], answers: Sequence[Answer], texts: dict[str, str], ks: Sequence[int] = (1, 3, 5, 10)
-) -> Summary:
-    """hit@k and MRR over answerable questions, abstention counts, and how often the
-    highlighted sentence of the first relevant hit holds the answer."""
-    answerable = [(q, a) for q, a in zip(questions, answers) if q.answerable]
-    ranks = [first_relevant_rank(a, q) for q, a in answerable]
-    highlight_ok = 0
-    for (q, a), r in zip(answerable, ranks):
-        if r is not None:
-            hit = a.hits[r - 1]
-            if contains_answer(texts[hit.source][hit.highlight[0] : hit.highlight[1]], q.answers):
-                highlight_ok += 1
-    n = max(len(answerable), 1)
-    return Summary(
-        answerable=len(answerable),
-        unanswerable=len(questions) - len(answerable),
-        hit_at={k: sum(1 for r in ranks if r is not None and r <= k) / n for k in ks},
-        mrr=sum(1 / r for r in ranks if r is not None) / n,
-        abstained_unanswerable=sum(1 for q, a in zip(questions, answers) if not q.answerable and not a.answered),
-        abstained_answerable=sum(1 for q, a in answerable if not a.answered),
-        highlight_contains_answer=highlight_ok / max(sum(r is not None for r in ranks), 1),
-    )
+def _read_jsonl(path: Path) -> list[dict[str, Any]]:
+    try:
+        with open(path, encoding="utf-8") as fh:
+            return [json.loads(line) for line in fh if line.strip()]
+    except (OSError, ValueError) as exc:
+        raise RagError(f"cannot read {path}: {exc.__class__.__name__}; check the BEIR folder") from None
 
 
+def load_beir(folder: Path, split: str = "test") -> BeirSet:
+    """corpus.jsonl, queries.jsonl, qrels/<split>.tsv and, if present, answers.jsonl."""
+    import hashlib
+
+    for name in ("corpus.jsonl", "queries.jsonl", f"qrels/{split}.tsv"):
+        if not (folder / name).is_file():
+            raise RagError(f"'{folder}' is not a BEIR folder: {name} is missing")
+    corpus = [(str(d["_id"]), str(d.get("title", "")), str(d["text"])) for d in _read_jsonl(folder / "corpus.jsonl")]
+    queries = {str(d["_id"]): str(d["text"]) for d in _read_jsonl(folder / "queries.jsonl")}
+    qrels: dict[str, dict[str, int]] = {}
+    for number, line in enumerate((folder / "qrels" / f"{split}.tsv").read_text("utf-8").splitlines(), 1):
+        parts = line.split("\t")
+        if number == 1 and not parts[-1].strip().lstrip("-").isdigit():
+            continue  # header
+        if len(parts) < 3:
+            raise RagError(f"{folder}/qrels/{split}.tsv:{number} needs query-id, corpus-id and score")
+        if int(parts[2]) > 0:
+            qrels.setdefault(parts[0], {})[parts[1]] = int(parts[2])
+    answers: dict[str, tuple[str, ...]] = {}
+    if (folder / "answers.jsonl").is_file():
+        answers = {str(d["_id"]): tuple(map(str, d.get("answers", []))) for d in _read_jsonl(folder / "answers.jsonl")}
+    questions = [Question(qid, queries[qid], answers.get(qid, ())) for qid in qrels if qid in queries]
+    digest = hashlib.sha256((folder / "corpus.jsonl").read_bytes()).hexdigest()
+    return BeirSet(folder.name, corpus, questions, qrels, digest)
+
+
+def ir_metrics(
+    qrels: dict[str, dict[str, int]], run: dict[str, list[str]], ks: Sequence[int] = CURVE_KS
+) -> tuple[dict[str, float], dict[int, float]]:
+    """Mean metrics over the questions of `qrels` (a question missing from `run` scores 0),
+    and hit@k for each k in `ks`. `run` lists document ids best first; the top 10 count."""
+    import pytrec_eval
+
+    measures = {f"success.{','.join(str(k) for k in sorted(set(ks) | {1, 3, 5, 10}))}", "recall.10", "ndcg_cut.10", "recip_rank"}
+    evaluator = pytrec_eval.RelevanceEvaluator(qrels, measures)
+    # trec_eval orders by score, so scores encode our ranks; recip_rank on the top 10 is MRR@10
+    trec_run = {q: {d: float(10 - i) for i, d in enumerate(docs[:10])} for q, docs in run.items() if docs}
+    per_question = evaluator.evaluate(trec_run)
+    n = max(len(qrels), 1)
+
+    def mean(measure: str) -> float:
+        return sum(per_question.get(q, {}).get(measure, 0.0) for q in qrels) / n
+
+    names = {"hit@1": "success_1", "hit@3": "success_3", "hit@5": "success_5", "hit@10": "success_10",
+             "recall@10": "recall_10", "mrr@10": "recip_rank", "ndcg@10": "ndcg_cut_10"}
+    return {name: mean(m) for name, m in names.items()}, {k: mean(f"success_{k}") for k in ks}
+
+
+def answer_passages(questions: Sequence[Question], passages: Sequence[tuple[int, str]]) -> dict[str, set[int]]:
+    """For each answerable question, the ids of the passages whose text contains an answer."""
+    normalized = [(pid, normalize(text)) for pid, text in passages]
+    out = {}
+    for q in questions:
+        if q.answerable:
+            needles = [normalize(a) for a in q.answers if a.strip()]
+            out[q.id] = {pid for pid, text in normalized if any(n in text for n in needles)}
+    return out
+
+
+def containment_judgements(
+    questions: Sequence[Question], answers: Sequence[Answer], relevant: dict[str, set[int]]
+) -> tuple[dict[str, dict[str, int]], dict[str, list[str]]]:
+    """qrels and run for answer-containment relevance over the answerable questions.
+
+    A hit counts when the text it shows contains an answer, exactly as a reader of
+    `rag ask --json` would count it; passages holding an answer anywhere in the index make
+    up the recall denominator."""
+    qrels: dict[str, dict[str, int]] = {}
+    run: dict[str, list[str]] = {}
+    for q, a in zip(questions, answers):
+        if not q.answerable:
+            continue
+        qrels[q.id] = {f"p{pid}": 1 for pid in relevant.get(q.id, ())} or {_MISSING: 1}
+        run[q.id] = [
+            f"p{h.passage_id}" if contains_answer(h.text, q.answers) else f"p{h.passage_id}-shown-without-answer"
+            for h in a.hits
+        ]
+    return qrels, run
+
+
+def document_run(answers: Sequence[Answer], questions: Sequence[Question], k: int) -> dict[str, list[str]]:
+    """Documents in the order of their best passage, for document-level relevance (BEIR)."""
+    run = {}
+    for q, a in zip(questions, answers):
+        docs: list[str] = []
+        for h in a.hits:
+            if h.source not in docs:
+                docs.append(h.source)
+        run[q.id] = docs[:k]
+    return run
+
+
+def answer_hits(questions: Sequence[Question], answers: Sequence[Answer], ks: Sequence[int]) -> dict[str, float]:
+    """Share of questions with answer strings whose top-k passages contain one (answer@k)."""
+    scored = [(q, a) for q, a in zip(questions, answers) if q.answers]
+    if not scored:
+        return {}
+    return {
+        f"answer@{k}": sum(any(contains_answer(h.text, q.answers) for h in a.hits[:k]) for q, a in scored) / len(scored)
+        for k in ks
+    }
+
+
+def source_hits(questions: Sequence[Question], answers: Sequence[Answer], ks: Sequence[int]) -> dict[str, float]:
+    """Share of answerable questions naming sources with a hit from one of them in the top k."""
+    scored = [(q, a) for q, a in zip(questions, answers) if q.answerable and q.sources]
+    if not scored:
+        return {}
+    return {
+        f"source@{k}": sum(any(h.source in q.sources for h in a.hits[:k]) for q, a in scored) / len(scored)
+        for k in ks
+    }
+
+
+def abstention(questions: Sequence[Question], answers: Sequence[Answer]) -> dict[str, int]:
+    pairs = list(zip(questions, answers))
+    return {
+        "unanswerable": sum(1 for q, _ in pairs if not q.answerable),
+        "unanswerable_abstained": sum(1 for q, a in pairs if not q.answerable and not a.answered),
+        "answerable": sum(1 for q, _ in pairs if q.answerable),
+        "answerable_abstained": sum(1 for q, a in pairs if q.answerable and not a.answered),
+    }
+
+
+def failures(
+    questions: Sequence[Question], answers: Sequence[Answer], run: dict[str, list[str]], qrels: dict[str, dict[str, int]], k: int
+) -> list[dict[str, Any]]:
+    """Answerable questions with nothing relevant in the top k, and what ranked first."""
+    out = []
+    for q, a in zip(questions, answers):
+        if q.id not in qrels or any(d in qrels[q.id] for d in run.get(q.id, [])[:k]):
+            continue
+        top = a.hits[0] if a.hits else None
+        out.append(
+            {
+                "id": q.id,
+                "question": q.question,
+                "answers": list(q.answers),
+                "first": None if top is None else {"source": top.source, "start": top.start, "end": top.end, "text": top.text},
+            }
+        )
+    return out
+
+
+def percentile(values: Sequence[float], p: float) -> float:
+    if not values:
+        return 0.0
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, max(0, round(p / 100 * len(ordered) + 0.5) - 1))]

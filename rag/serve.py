@@ -9,7 +9,7 @@ from pathlib import Path
 from .errors import RagError
 from .search import Searcher
 from .sources import discover
-from .store import open_index, read_manifest
+from .store import current_generation, open_index, read_manifest, read_texts
 from .types import Manifest
 from .webui import Backend
 
@@ -31,17 +31,6 @@ def stale_reason(manifest: Manifest, hashes: dict[str, str]) -> str | None:
     changed = sorted(n for n in set(hashes) & set(indexed) if hashes[n] != indexed[n])
     parts = [f"{len(v)} {label}" for v, label in ((added, "new"), (changed, "changed"), (removed, "removed")) if v]
     return ", ".join(parts) + " source file(s)" if parts else None
-
-
-def read_texts(sources: Path, manifest: Manifest) -> dict[str, str]:
-    """The text of each indexed source, checked against the hash it was indexed with."""
-    texts = {}
-    for name, record in manifest.sources.items():
-        raw = (sources / name).read_bytes()
-        if hashlib.sha256(raw).hexdigest() != record.sha256:
-            raise RagError(f"{name} changed since the index was built; rebuild with: rag index")
-        texts[name] = raw.decode("utf-8")
-    return texts
 
 
 def index_model(index: Path) -> str | None:
@@ -71,6 +60,12 @@ def ensure_index(sources: Path, index: Path, encoder, log: Callable[[str], None]
     log(f"indexed {report.documents} sources into {report.passages} passages in {report.seconds:.1f} s")
 
 
-def open_backend(sources: Path, index: Path, encoder) -> Backend:
+def open_backend(index: Path, encoder) -> Backend:
+    """The current generation, ready to serve, with the source texts it was built from."""
     opened = open_index(index)
-    return Backend(searcher=Searcher(opened, encoder), texts=read_texts(sources, opened.manifest))
+    return Backend(searcher=Searcher(opened, encoder), texts=read_texts(opened.path))
+
+
+def current_name(index: Path) -> str | None:
+    gen = current_generation(index)
+    return gen.name if gen else None

@@ -121,6 +121,18 @@ def parse_document(source_id: str, text: str, sha256: str, title: str = "") -> D
     )
 
 
+def plain_document(source_id: str, text: str, title: str = "") -> Document | None:
+    """A document that is all article text (a benchmark passage): no furniture detection,
+    its title as the context of every passage."""
+    stripped = text.strip()
+    if not stripped:
+        return None
+    start = text.index(stripped[0])
+    segment = Segment(start, start + len(stripped), "prose", title.strip())
+    digest = hashlib.sha256(text.encode("utf-8")).hexdigest()
+    return Document(source_id, text, title.strip() or shorten(stripped, TITLE_MAX_CHARS), digest, (segment,))
+
+
 def iter_lines(text: str) -> Iterator[tuple[int, int]]:
     """(start, end) of each line's stripped content, for \\n, \\r\\n and \\r line ends."""
     for match in re.finditer(r"[^\r\n]*(?:\r\n|\r|\n|$)", text):

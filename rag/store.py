@@ -3,9 +3,11 @@
 Layout of an index folder:
 
     CURRENT                 name of the live generation, replaced atomically
+    .lock                   held (flock) by the one process writing the index
     gen-<time>-<rand>/      one complete, self-contained generation
         manifest.json       how, from what and with what it was built
         passages.jsonl      one passage a line, in ascending id order
+        sources.jsonl       the text of every source as indexed
         ids.npy             int64 passage ids (ascending; row i is passages.jsonl line i)
         vectors.npy         float32 unit passage vectors, one row per id
         sentence_vectors.npy float32 unit vectors of each passage's sentences
@@ -24,8 +26,10 @@ import json
 import os
 import secrets
 import shutil
+import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -117,14 +121,56 @@ def _fsync_tree(path: Path) -> None:
     _fsync_path(path)
 
 
+def checkpoint(name: str) -> None:
+    """A named point of a build where the crash tests stop it (RAG_PAUSE_AT=name makes the
+    process announce the point on stderr and wait there to be killed)."""
+    if os.environ.get("RAG_PAUSE_AT") == name:
+        print(f"paused at {name}", file=sys.stderr, flush=True)
+        time.sleep(3600)
+
+
+@contextmanager
+def index_lock(root: Path) -> Iterator[None]:
+    """Hold the index folder for writing; a second writer is refused, never interleaved.
+    The lock dies with its process, so a killed build never leaves the folder locked."""
+    import fcntl
+
+    root.mkdir(parents=True, exist_ok=True)
+    with open(root / ".lock", "a+", encoding="utf-8") as fh:
+        try:
+            fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            fh.seek(0)
+            holder = fh.read().strip() or "another process"
+            raise RagError(
+                f"another rag index is writing '{root}' ({holder}); wait for it to finish, then run again"
+            ) from None
+        fh.seek(0)
+        fh.truncate()
+        fh.write(f"pid {os.getpid()}")
+        fh.flush()
+        try:
+            yield
+        finally:
+            fh.seek(0)
+            fh.truncate()
+            fcntl.flock(fh, fcntl.LOCK_UN)
+
+
 def write_index(
     root: Path,
     manifest: Manifest,
     passages: Sequence[Passage],
     vectors: np.ndarray,
     sentence_vectors: np.ndarray,
+    texts: dict[str, str],
+    dense: Any = None,
 ) -> Path:
-    """Write a new generation under `root` and make it the current one; returns its folder."""
+    """Write a new generation under `root` and make it the current one; returns its folder.
+
+    `texts` are the sources' texts as indexed, kept so that citations can always be checked
+    and shown against exactly what was indexed. `dense` is an up-to-date FAISS index over
+    `vectors` (an incremental build passes the previous one, updated); None builds one."""
     import faiss
 
     if len(passages) != len(vectors):
@@ -136,32 +182,70 @@ def write_index(
     if len(set(ids.tolist())) != len(ids):
         raise ValueError("passage ids must be unique")
 
+    if dense is not None and dense.ntotal != len(ids):
+        raise ValueError(f"the FAISS index holds {dense.ntotal} vectors for {len(ids)} passages")
+
+    def fill(tmp: Path) -> None:
+        _write_manifest(tmp, manifest)
+        with open(tmp / "passages.jsonl", "w", encoding="utf-8") as fh:
+            for p in passages:
+                fh.write(json.dumps(p.to_json(), ensure_ascii=False) + "\n")
+        with open(tmp / "sources.jsonl", "w", encoding="utf-8") as fh:
+            for name in sorted(texts):
+                fh.write(json.dumps({"id": name, "text": texts[name]}, ensure_ascii=False) + "\n")
+        np.save(tmp / "ids.npy", ids, allow_pickle=False)
+        np.save(tmp / "vectors.npy", vectors, allow_pickle=False)
+        np.save(tmp / "sentence_vectors.npy", sentence_vectors.astype(np.float32), allow_pickle=False)
+        checkpoint("writing")
+        faiss.write_index(dense if dense is not None else build_dense(vectors, ids), str(tmp / "dense.faiss"))
+        retriever, tokenizer, term_max = build_bm25([p.embed_text for p in passages])
+        retriever.save(str(tmp / "bm25"), show_progress=False)
+        tokenizer.save_vocab(str(tmp / "bm25"))
+        np.save(tmp / "bm25" / "term_max.npy", term_max, allow_pickle=False)
+
+    return _commit_generation(root, fill)
+
+
+def replace_manifest(root: Path, manifest: Manifest) -> Path:
+    """Make a new generation that differs from the current one only in its manifest (its other
+    files are hard links, so this costs no copying), and switch to it."""
+    gen = current_generation(root)
+    if gen is None:
+        raise RagError(f"no index in '{root}'; build it with: rag index --index {root}")
+
+    def fill(tmp: Path) -> None:
+        tmp.rmdir()
+        shutil.copytree(gen, tmp, copy_function=os.link)
+        (tmp / "manifest.json").unlink()
+        _write_manifest(tmp, manifest)
+
+    return _commit_generation(root, fill)
+
+
+def _write_manifest(folder: Path, manifest: Manifest) -> None:
+    (folder / "manifest.json").write_text(json.dumps(manifest.to_json(), indent=2) + "\n", "utf-8")
+
+
+def _commit_generation(root: Path, fill: Callable[[Path], None]) -> Path:
+    """Let `fill` write a generation under a temporary name, flush it, rename it into place
+    and make it current; on any failure the temporary folder is removed and CURRENT is kept."""
     root.mkdir(parents=True, exist_ok=True)
     name = f"gen-{time.strftime('%Y%m%dT%H%M%S')}-{secrets.token_hex(3)}"
     tmp = root / f".tmp-{name}"
     tmp.mkdir()
     try:
-        (tmp / "manifest.json").write_text(json.dumps(manifest.to_json(), indent=2) + "\n", "utf-8")
-        with open(tmp / "passages.jsonl", "w", encoding="utf-8") as fh:
-            for p in passages:
-                fh.write(json.dumps(p.to_json(), ensure_ascii=False) + "\n")
-        np.save(tmp / "ids.npy", ids, allow_pickle=False)
-        np.save(tmp / "vectors.npy", vectors, allow_pickle=False)
-        np.save(tmp / "sentence_vectors.npy", sentence_vectors.astype(np.float32), allow_pickle=False)
-        faiss.write_index(build_dense(vectors, ids), str(tmp / "dense.faiss"))
-        retriever, tokenizer, term_max = build_bm25([p.embed_text for p in passages])
-        retriever.save(str(tmp / "bm25"), show_progress=False)
-        tokenizer.save_vocab(str(tmp / "bm25"))
-        np.save(tmp / "bm25" / "term_max.npy", term_max, allow_pickle=False)
+        fill(tmp)
         _fsync_tree(tmp)
-        final = root / name
-        os.rename(tmp, final)
+        checkpoint("flushed")
+        os.rename(tmp, root / name)
+        checkpoint("renamed")
         _switch_current(root, name)
+        checkpoint("switched")
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
     remove_old_generations(root, keep={name})
-    return final
+    return root / name
 
 
 def _switch_current(root: Path, name: str) -> None:
@@ -215,6 +299,12 @@ def read_manifest(root: Path) -> Manifest:
         return Manifest.from_json(data)
     except (KeyError, TypeError, ValueError):
         raise RagError(f"the index in '{root}' is damaged; rebuild it with: rag index --full") from None
+
+
+def read_texts(path: Path) -> dict[str, str]:
+    """The source texts a generation was built from, by source id."""
+    with open(path / "sources.jsonl", encoding="utf-8") as fh:
+        return {d["id"]: d["text"] for d in map(json.loads, fh)}
 
 
 def open_index(root: Path) -> Index:

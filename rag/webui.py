@@ -152,33 +152,59 @@ def render_footer(manifest: Manifest) -> str:
     )
 
 
-@dataclass
+@dataclass(frozen=True)
 class Backend:
-    """What the app serves from; replaced as a whole when the index changes."""
+    """What the app serves from: one index generation and the texts it was built from."""
 
     searcher: Searcher
-    texts: dict[str, str]  # source id -> file text the index was built from
+    texts: dict[str, str]  # source id -> file text as indexed
 
     @property
     def manifest(self) -> Manifest:
         return self.searcher.index.manifest
 
+    @property
+    def generation(self) -> str:
+        return self.searcher.index.path.name
+
 
 class AppState:
-    """Holds the current backend; `get` may swap in a newer one between requests."""
+    """Holds the live backend. With `current`, a watcher thread polls the name of the index's
+    current generation and, when it changes, loads the new one and swaps it in; requests
+    already running keep the backend they started with."""
 
-    def __init__(self, load: Callable[[], Backend], refresh: Callable[[Backend], Backend | None] | None = None) -> None:
+    def __init__(
+        self,
+        load: Callable[[], Backend],
+        current: Callable[[], str | None] | None = None,
+        poll_seconds: float = 1.0,
+        log: Callable[[str], None] | None = None,
+    ) -> None:
+        self._load = load
         self._backend = load()
-        self._refresh = refresh
-        self._lock = threading.Lock()
+        self._current = current
+        self._log = log or (lambda message: None)
+        self._stop = threading.Event()
+        if current is not None:
+            threading.Thread(target=self._watch, args=(poll_seconds,), name="rag-reload", daemon=True).start()
 
     def get(self) -> Backend:
-        if self._refresh is not None:
-            with self._lock:
-                newer = self._refresh(self._backend)
-                if newer is not None:
-                    self._backend = newer
         return self._backend
+
+    def _watch(self, poll_seconds: float) -> None:
+        assert self._current is not None
+        while not self._stop.wait(poll_seconds):
+            try:
+                name = self._current()
+                if name and name != self._backend.generation:
+                    backend = self._load()
+                    self._backend = backend  # one reference assignment: atomic for readers
+                    self._log(f"switched to index generation {backend.generation}")
+            except Exception as exc:  # keep serving the old generation; try again next poll
+                self._log(f"index reload failed ({exc}); still serving {self._backend.generation}")
+
+    def close(self) -> None:
+        self._stop.set()
 
 
 def ask_json(state: AppState, question: str, k: int = DEFAULT_K) -> dict[str, Any]:

@@ -94,12 +94,18 @@ def test_rebuild_switches_current_and_keeps_ids_growing(small_sources: Path, tmp
     root = tmp_path / "index"
     build_index(small_sources, root, fake_encoder)
     first = open_index(root)
-    build_index(small_sources, root, fake_encoder)
+    report = build_index(small_sources, root, fake_encoder, full=True)
     second = open_index(root)
+    assert report.full_reason == "--full was given"
     assert first.path != second.path
     assert (root / CURRENT).read_text().strip() == second.path.name
     assert min(second.ids) >= first.manifest.next_id  # the counter never goes back
     assert not list(root.glob(".tmp-*"))
+    report = build_index(small_sources, root, fake_encoder)  # nothing changed
+    third = open_index(root)
+    assert report.full_reason is None and report.embedded == 0 and report.unchanged == 3
+    assert third.ids.tolist() == second.ids.tolist()
+    np.testing.assert_array_equal(np.asarray(third.vectors), np.asarray(second.vectors))
 
 
 def test_missing_index_says_to_build(tmp_path: Path):
@@ -128,7 +134,7 @@ def test_write_refuses_mismatched_vectors(tmp_path: Path, small_sources: Path, f
     build_index(small_sources, tmp_path / "index", fake_encoder)
     index = open_index(tmp_path / "index")
     with pytest.raises(ValueError, match="vectors"):
-        write_index(tmp_path / "other", index.manifest, index.passages, np.asarray(index.vectors)[:1], index.sentence_vectors)
+        write_index(tmp_path / "other", index.manifest, index.passages, np.asarray(index.vectors)[:1], index.sentence_vectors, {})
     dup = [replace(p, id=0) for p in index.passages]
     with pytest.raises(ValueError, match="unique"):
-        write_index(tmp_path / "other", index.manifest, dup, np.asarray(index.vectors), index.sentence_vectors)
+        write_index(tmp_path / "other", index.manifest, dup, np.asarray(index.vectors), index.sentence_vectors, {})

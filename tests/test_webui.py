@@ -55,7 +55,7 @@ def test_strength_cues():
 @pytest.fixture
 def state(small_sources: Path, tmp_path: Path, fake_encoder) -> AppState:
     build_index(small_sources, tmp_path / "index", fake_encoder)
-    return AppState(lambda: open_backend(small_sources, tmp_path / "index", fake_encoder))
+    return AppState(lambda: open_backend(tmp_path / "index", fake_encoder))
 
 
 def test_page_answers_with_cards(state: AppState):
