@@ -28,6 +28,7 @@ from .store import (
     FORMAT_VERSION,
     Index,
     checkpoint,
+    dense_kind,
     index_lock,
     open_index,
     remove_old_generations,
@@ -258,7 +259,8 @@ def _build(
         old_ids = {int(i) for i in previous.ids}
         gone = np.array(sorted(old_ids - used), dtype=np.int64)
         new_rows = [i for i, p in enumerate(passages) if p.id not in old_ids]
-        dense = previous.dense
+        dense = previous.dense if previous.manifest.faiss_index == dense_kind(len(passages)) else None
+    if dense is not None:
         if len(gone):
             dense.remove_ids(gone)
         if new_rows:
@@ -281,7 +283,7 @@ def _build(
         passages=len(passages),
         sentences=len(sentence_vectors),
         next_id=next_id,
-        faiss_index="IDMap2,Flat",
+        faiss_index=dense_kind(len(passages)),
         abstain_threshold=threshold,
         abstain_calibrated=calibrated,
         extra={**extra, "sources_dir": str(sources.resolve())},

@@ -76,6 +76,11 @@ def build_parser() -> argparse.ArgumentParser:
     ev.add_argument("--calibrate", action="store_true", help="fit the abstention threshold on this set and store it with the index")
     ev.add_argument("--cache", type=Path, default=Path(".cache") / "eval", help="where BEIR corpora are indexed (default: .cache/eval)")
     ev.add_argument("--model", default=None, help="model for a BEIR corpus (default: bundled all-MiniLM-L6-v2)")
+    bench = sub.add_parser("bench", help="measure every stage against its floor, and search at scale")
+    bench.add_argument("--squad", type=Path, default=Path(__file__).resolve().parent.parent.parent / "shared" / "datasets" / "squad-v1.1-dev",
+                       help="SQuAD-dev BEIR folder (default: ../shared/datasets/squad-v1.1-dev; skipped if absent)")
+    bench.add_argument("--sizes", default="100000,1000000", help="comma list of synthetic corpus sizes (default: 100000,1000000)")
+    bench.add_argument("--json", action="store_true", help="print one JSON object")
     return parser
 
 
@@ -86,6 +91,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return cmd_index(args)
         if args.command == "eval":
             return cmd_eval(args)
+        if args.command == "bench":
+            return cmd_bench(args)
         return cmd_ask(args)
     except RagError as exc:
         sys.stderr.write(f"error: {exc}\n")
@@ -294,6 +301,23 @@ def cmd_eval(args: argparse.Namespace) -> int:
         print(json.dumps(report.to_json(), ensure_ascii=False))
     else:
         print(format_table(report))
+    return 0
+
+
+def cmd_bench(args: argparse.Namespace) -> int:
+    from .bench import format_report, run_bench
+
+    try:
+        sizes = [int(x) for x in args.sizes.split(",") if x.strip()]
+    except ValueError:
+        raise RagError(f"--sizes takes a comma list of whole numbers, got {args.sizes!r}") from None
+    if any(n < 1000 for n in sizes):
+        raise RagError("--sizes must each be at least 1000")
+    squad = args.squad if (args.squad / "corpus.jsonl").is_file() else None
+    if squad is None:
+        _log(f"no SQuAD folder at {args.squad}; measuring the seeds only")
+    report = run_bench(squad, sizes, _log)
+    print(json.dumps(report) if args.json else format_report(report))
     return 0
 
 

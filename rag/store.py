@@ -97,13 +97,39 @@ def build_bm25(texts: Sequence[str]) -> tuple[Any, Any, np.ndarray]:
     return retriever, tokenizer, term_maxima(retriever.scores["data"], retriever.scores["indptr"])
 
 
-def build_dense(vectors: np.ndarray, ids: np.ndarray) -> Any:
-    """Exact inner-product FAISS index over unit vectors, keyed by int64 passage id."""
+# Exact search up to this many passages; an inverted-file index above (README, "Scale").
+FLAT_MAX = 50_000
+IVF_NPROBE = 32
+
+
+def dense_kind(n: int) -> str:
+    """The FAISS index for `n` passages, as recorded in the manifest."""
+    if n <= FLAT_MAX:
+        return "IDMap2,Flat"
+    return f"IVF{ivf_lists(n)},Flat,nprobe={IVF_NPROBE}"
+
+
+def ivf_lists(n: int) -> int:
+    return int(4 * np.sqrt(n))
+
+
+def build_dense(vectors: np.ndarray, ids: np.ndarray, seed: int = 0) -> Any:
+    """Inner-product FAISS index over unit vectors keyed by int64 passage id: exact up to
+    FLAT_MAX passages, IVF (k-means lists, `IVF_NPROBE` probed per query) above."""
     import faiss
 
-    index = faiss.IndexIDMap2(faiss.IndexFlatIP(vectors.shape[1]))
-    if len(ids):
-        index.add_with_ids(np.ascontiguousarray(vectors, dtype=np.float32), ids.astype(np.int64))
+    vectors = np.ascontiguousarray(vectors, dtype=np.float32)
+    n, d = vectors.shape
+    if n <= FLAT_MAX:
+        index = faiss.IndexIDMap2(faiss.IndexFlatIP(d))
+    else:
+        lists = ivf_lists(n)
+        index = faiss.IndexIVFFlat(faiss.IndexFlatIP(d), d, lists, faiss.METRIC_INNER_PRODUCT)
+        sample = np.random.default_rng(seed).choice(n, size=min(n, 64 * lists), replace=False)
+        index.train(vectors[np.sort(sample)])
+        index.nprobe = IVF_NPROBE
+    if n:
+        index.add_with_ids(vectors, ids.astype(np.int64))
     return index
 
 
