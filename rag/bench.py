@@ -35,16 +35,42 @@ def pct(values: Sequence[float], p: float) -> float:
     return ordered[min(len(ordered) - 1, max(0, int(round(p / 100 * len(ordered) + 0.5)) - 1))]
 
 
+def peak_rss_mb(pid: int) -> float | None:
+    """The process's own high-water RSS (VmHWM) in MB, or None once it has exited."""
+    try:
+        status = Path(f"/proc/{pid}/status").read_text()
+    except OSError:
+        return None
+    values = [int(line.split()[1]) for line in status.splitlines() if line.startswith("VmHWM")]
+    return values[0] / 1024 if values else None
+
+
 def run_measured(args: Sequence[str], env: dict[str, str] | None = None) -> tuple[float, float, str]:
-    """(seconds, peak RSS in MB, stdout) of one child process, from start to exit."""
+    """(seconds, peak RSS in MB, stdout) of one child process, from start to exit.
+
+    The peak is read from /proc while the child runs: getrusage/wait4 would report at least
+    this process's own peak, which Linux carries into a child across fork and exec."""
+    import threading
+
     started = time.perf_counter()
     proc = subprocess.Popen(list(args), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env={**os.environ, **(env or {})})
-    out, err = proc.stdout.read(), proc.stderr.read()  # type: ignore[union-attr]
-    _, status, usage = os.wait4(proc.pid, 0)
+    peak = [0.0]
+
+    def watch() -> None:
+        while proc.poll() is None:
+            value = peak_rss_mb(proc.pid)
+            if value is not None:
+                peak[0] = max(peak[0], value)
+            time.sleep(0.02)
+
+    watcher = threading.Thread(target=watch, daemon=True)
+    watcher.start()
+    out, err = proc.communicate()
     seconds = time.perf_counter() - started
-    if status != 0:
+    watcher.join()
+    if proc.returncode != 0:
         raise RuntimeError(f"{' '.join(args)} failed: {err.strip().splitlines()[-1:]}")
-    return seconds, usage.ru_maxrss / 1024, out
+    return seconds, peak[0], out
 
 
 def app_cold_start(sources: Path, index: Path) -> tuple[float, float]:
@@ -66,8 +92,7 @@ def app_cold_start(sources: Path, index: Path) -> tuple[float, float]:
         else:
             raise RuntimeError("the app did not start")
         seconds = time.perf_counter() - started
-        status = Path(f"/proc/{proc.pid}/status").read_text()
-        peak = next(int(line.split()[1]) for line in status.splitlines() if line.startswith("VmHWM")) / 1024
+        peak = peak_rss_mb(proc.pid) or 0.0
     finally:
         proc.terminate()
         proc.wait(30)
