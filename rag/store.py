@@ -121,7 +121,7 @@ def build_dense(vectors: np.ndarray, ids: np.ndarray, seed: int = 0) -> Any:
     vectors = np.ascontiguousarray(vectors, dtype=np.float32)
     n, d = vectors.shape
     if n <= FLAT_MAX:
-        index = faiss.IndexIDMap2(faiss.IndexFlatIP(d))
+        index: Any = faiss.IndexIDMap2(faiss.IndexFlatIP(d))
     else:
         lists = ivf_lists(n)
         index = faiss.IndexIVFFlat(faiss.IndexFlatIP(d), d, lists, faiss.METRIC_INNER_PRODUCT)
