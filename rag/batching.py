@@ -28,7 +28,6 @@ class MicroBatchEncoder:
         self.dimension = encoder.dimension
         self.max_seq_length = encoder.max_seq_length
         self.max_batch = max_batch
-        self.batches = 0  # how many model calls served queries, for tests and stats
         self._queue: queue.Queue[tuple[str, Future[np.ndarray]]] = queue.Queue()
         self._lock = threading.Lock()  # builds and queries never share the model at once
         threading.Thread(target=self._work, name="rag-encoder", daemon=True).start()
@@ -44,7 +43,6 @@ class MicroBatchEncoder:
             try:
                 with self._lock:
                     vectors = self.inner.encode_queries([text for text, _ in items])
-                self.batches += 1
                 for (_, future), vector in zip(items, vectors):
                     future.set_result(vector)
             except BaseException as exc:  # hand the failure to every waiting caller

@@ -28,9 +28,11 @@ from .store import (
     FORMAT_VERSION,
     Index,
     checkpoint,
+    current_generation,
     dense_kind,
     index_lock,
     open_index,
+    read_manifest,
     remove_old_generations,
     write_index,
 )
@@ -140,24 +142,49 @@ def build_index(
     check_budget(encoder, config)
     docs = list(documents) if documents is not None else load_documents(sources, warn)
     with index_lock(index_root):
-        previous, reason = _previous(index_root, encoder, config, full)
+        manifest, reason = _manifest_and_reason(index_root, encoder, config, full)
+        if manifest is not None and reason is None and _same_sources(manifest, docs):
+            path = current_generation(index_root)
+            assert path is not None
+            remove_old_generations(index_root, keep={path.name})  # what killed builds left
+            return BuildReport(
+                path=path,
+                documents=len(docs),
+                passages=manifest.passages,
+                sentences=manifest.sentences,
+                seconds=time.perf_counter() - started,
+                encode_seconds=0.0,
+                unchanged=len(docs),
+                reused=manifest.passages,
+                up_to_date=True,
+            )
+        previous = None
+        if reason is None:
+            try:
+                previous = open_index(index_root)
+            except RagError as exc:
+                reason = f"the index could not be used ({exc})"
         if reason and log:
             log(f"full rebuild: {reason}")
-        report = _build(sources, index_root, encoder, config, docs, previous, reason is None, progress, started)
+        next_id = manifest.next_id if manifest is not None else 0
+        report = _build(sources, index_root, encoder, config, docs, previous, next_id, progress, started, log)
     return replace(report, full_reason=reason, seconds=time.perf_counter() - started)
 
 
-def _previous(index_root: Path, encoder: Encoder, config: ChunkingConfig, full: bool) -> tuple[Index | None, str | None]:
+def _manifest_and_reason(
+    index_root: Path, encoder: Encoder, config: ChunkingConfig, full: bool
+) -> tuple[Manifest | None, str | None]:
+    """The current manifest (when readable) and why a full rebuild is needed (None if not)."""
     try:
-        previous: Index | None = open_index(index_root)
+        manifest = read_manifest(index_root)
     except RagError as exc:
         message = str(exc)
         return None, "there is no index yet" if message.startswith("no index") else f"the index could not be used ({message})"
-    assert previous is not None
-    if full:
-        return previous, "--full was given"
-    reason = full_rebuild_reason(previous.manifest, encoder, config)
-    return previous, reason
+    return manifest, "--full was given" if full else full_rebuild_reason(manifest, encoder, config)
+
+
+def _same_sources(manifest: Manifest, docs: Sequence[Document]) -> bool:
+    return {d.id: d.sha256 for d in docs} == {k: v.sha256 for k, v in manifest.sources.items()}
 
 
 def _build(
@@ -167,32 +194,22 @@ def _build(
     config: ChunkingConfig,
     docs: list[Document],
     previous: Index | None,
-    incremental: bool,
+    next_id: int,
     progress: bool,
     started: float,
+    log: Callable[[str], None] | None,
 ) -> BuildReport:
-    """A new generation; reusing the previous one's passages when `incremental`, and always
-    continuing its id counter."""
-    incremental = incremental and previous is not None
+    """A new generation, reusing the passages of `previous` (an incremental update) when given;
+    new ids continue from `next_id`."""
+    incremental = previous is not None
     old = previous.manifest.sources if previous is not None else {}
     unchanged = {d.id for d in docs if incremental and d.id in old and old[d.id].sha256 == d.sha256}
     changed = {d.id for d in docs if d.id in old and d.id not in unchanged} if incremental else set()
     added = {d.id for d in docs if d.id not in old} if incremental else {d.id for d in docs}
     current = {d.id for d in docs}
     removed = set(old) - current if incremental else set()
-    if incremental and previous is not None and not (changed or added or removed):
-        remove_old_generations(index_root, keep={previous.path.name})  # what killed builds left
-        return BuildReport(
-            path=previous.path,
-            documents=len(docs),
-            passages=len(previous.passages),
-            sentences=len(previous.sentence_vectors),
-            seconds=time.perf_counter() - started,
-            encode_seconds=0.0,
-            unchanged=len(unchanged),
-            reused=len(previous.passages),
-            up_to_date=True,
-        )
+    if incremental and log:
+        log(f"updating: {len(added)} new, {len(changed)} changed, {len(removed)} removed source file(s)")
 
     pieces: list[_Piece] = []
     by_key: dict[str, int] = {}
@@ -225,7 +242,6 @@ def _build(
     encode_seconds = time.perf_counter() - encode_started
     checkpoint("encoded")
 
-    next_id = previous.manifest.next_id if previous is not None else 0
     used: set[int] = set()
     passages: list[Passage] = []
     vectors = np.zeros((len(pieces), encoder.dimension), dtype=np.float32)

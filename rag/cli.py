@@ -115,7 +115,7 @@ def cmd_index(args: argparse.Namespace) -> int:
     from .types import ChunkingConfig
 
     started = time.perf_counter()
-    load_documents(args.sources, _warn)  # fail on bad sources before loading the model
+    documents = load_documents(args.sources, _warn)  # fail on bad sources before loading the model
     with index_lock(args.index):  # ...and on a build already running (the build locks again)
         pass
     defaults = ChunkingConfig()
@@ -133,13 +133,14 @@ def cmd_index(args: argparse.Namespace) -> int:
         except RagError:
             model = None
     encoder = SentenceTransformerEncoder(model)
-    _index_once(args, encoder, config, started)
+    _index_once(args, encoder, config, started, documents)
     if args.watch:
         _watch(args, encoder, config)
     return 0
 
 
-def _index_once(args: argparse.Namespace, encoder: Any, config: Any, started: float) -> None:
+def _index_once(args: argparse.Namespace, encoder: Any, config: Any, started: float, documents: Any = None) -> None:
+    """One build; `documents`, when given, are the sources already read."""
     from .build import build_index
 
     report = build_index(
@@ -149,6 +150,7 @@ def _index_once(args: argparse.Namespace, encoder: Any, config: Any, started: fl
         config,
         progress=not args.quiet,
         warn=_warn,
+        documents=documents,
         full=args.full,
         log=_log,
     )

@@ -2,35 +2,13 @@
 
 from __future__ import annotations
 
-import hashlib
 from collections.abc import Callable
 from pathlib import Path
 
 from .errors import RagError
 from .search import Searcher
-from .sources import discover
 from .store import current_generation, open_index, read_manifest, read_texts
-from .types import Manifest
 from .webui import Backend
-
-
-def source_hashes(sources: Path) -> dict[str, str]:
-    """SHA-256 of every source file's bytes, by source id."""
-    return {
-        path.relative_to(sources).as_posix(): hashlib.sha256(path.read_bytes()).hexdigest()
-        for path in discover(sources)
-    }
-
-
-def stale_reason(manifest: Manifest, hashes: dict[str, str]) -> str | None:
-    """Why an index no longer matches the sources, or None when it does. Files the index
-    skipped as empty are not counted as changes."""
-    indexed = {name: record.sha256 for name, record in manifest.sources.items()}
-    added = sorted(set(hashes) - set(indexed))
-    removed = sorted(set(indexed) - set(hashes))
-    changed = sorted(n for n in set(hashes) & set(indexed) if hashes[n] != indexed[n])
-    parts = [f"{len(v)} {label}" for v, label in ((added, "new"), (changed, "changed"), (removed, "removed")) if v]
-    return ", ".join(parts) + " source file(s)" if parts else None
 
 
 def index_model(index: Path) -> str | None:
@@ -42,22 +20,19 @@ def index_model(index: Path) -> str | None:
 
 
 def ensure_index(sources: Path, index: Path, encoder, log: Callable[[str], None]) -> None:
-    """Build the index when it is missing or out of date with the sources."""
+    """Bring the index up to date with the sources; an up-to-date one is left as it is."""
     from .build import build_index
 
-    hashes = source_hashes(sources)
-    try:
-        manifest = read_manifest(index)
-        reason = stale_reason(manifest, hashes)
-        if reason is None and manifest.model != encoder.name:
-            reason = f"it was built with {manifest.model}"
-    except RagError:
-        reason = "there is no index yet"
-    if reason is None:
-        return
-    log(f"building the index in {index} ({reason})")
-    report = build_index(sources, index, encoder, progress=True, warn=lambda m: log(f"warning: {m}"))
-    log(f"indexed {report.documents} sources into {report.passages} passages in {report.seconds:.1f} s")
+    report = build_index(
+        sources,
+        index,
+        encoder,
+        progress=True,
+        warn=lambda m: log(f"warning: {m}"),
+        log=lambda m: log(f"building the index in {index} ({m})"),
+    )
+    if not report.up_to_date:
+        log(f"indexed {report.documents} sources into {report.passages} passages in {report.seconds:.1f} s")
 
 
 def open_backend(index: Path, encoder) -> Backend:

@@ -5,11 +5,9 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from conftest import SMALL_CORPUS
 
 from rag.build import build_index
-from rag.serve import open_backend, source_hashes, stale_reason
-from rag.store import read_manifest
+from rag.serve import open_backend
 from rag.types import Answer, Hit
 from rag.webui import AppState, ask_html, marked, render_answer, render_source, strength
 
@@ -82,11 +80,23 @@ def test_source_filter_in_page(state: AppState):
     assert "volcano.txt" in page and "notes/river.txt" not in page
 
 
-def test_stale_reason(small_sources: Path, tmp_path: Path, fake_encoder):
-    build_index(small_sources, tmp_path / "index", fake_encoder)
-    manifest = read_manifest(tmp_path / "index")
-    assert stale_reason(manifest, source_hashes(small_sources)) is None
+def test_start_up_updates_a_stale_index_and_leaves_a_current_one(small_sources: Path, tmp_path: Path, fake_encoder):
+    from conftest import SMALL_CORPUS
+    from rag.serve import ensure_index
+    from rag.store import current_generation
+
+    logs: list[str] = []
+    ensure_index(small_sources, tmp_path / "index", fake_encoder, logs.append)
+    assert logs[0] == f"building the index in {tmp_path / 'index'} (full rebuild: there is no index yet)"
+    generation, logs[:] = current_generation(tmp_path / "index"), []
+    ensure_index(small_sources, tmp_path / "index", fake_encoder, logs.append)
+    assert logs == [] and current_generation(tmp_path / "index") == generation  # up to date: left alone
     (small_sources / "volcano.txt").write_text(SMALL_CORPUS["volcano.txt"] + "More.\n")
     (small_sources / "new.txt").write_text("New article.")
     (small_sources / "bakery.md").unlink()
-    assert stale_reason(manifest, source_hashes(small_sources)) == "1 new, 1 changed, 1 removed source file(s)"
+    (small_sources / "empty.txt").write_text("   \n")  # skipped by the build, so not a change
+    ensure_index(small_sources, tmp_path / "index", fake_encoder, logs.append)
+    assert f"building the index in {tmp_path / 'index'} (updating: 1 new, 1 changed, 1 removed source file(s))" in logs
+    logs[:] = []
+    ensure_index(small_sources, tmp_path / "index", fake_encoder, logs.append)
+    assert logs == ["warning: skipping empty.txt: it holds no article text"]
