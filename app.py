@@ -37,17 +37,16 @@ def main(argv: list[str] | None = None) -> int:
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
     from rag.batching import MicroBatchEncoder
-    from rag.embedding import SentenceTransformerEncoder
     from rag.errors import RagError
-    from rag.serve import current_name, ensure_index, index_model, open_backend
+    from rag.serve import current_name, ensure_index, open_backend, question_encoder
+    from rag.store import current_generation, read_manifest
     from rag.webui import CSS, HEAD, AppState, build_ui
 
     try:
-        from rag.sources import discover
-
-        discover(args.sources)  # a missing folder fails before the model loads
-        encoder = MicroBatchEncoder(SentenceTransformerEncoder(index_model(args.index)))
-        ensure_index(args.sources, args.index, encoder, log)
+        loaded = ensure_index(args.sources, args.index, log)
+        generation, model = current_generation(args.index), read_manifest(args.index).model
+        assert generation is not None  # ensure_index has built one
+        encoder = MicroBatchEncoder(question_encoder(generation, model, loaded))
         state = AppState(lambda: open_backend(args.index, encoder), lambda: current_name(args.index), log=log)
     except RagError as exc:
         log(f"error: {exc}")

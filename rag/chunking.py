@@ -143,10 +143,16 @@ def chunk_segment(
     """Passages of one segment."""
     text = doc.text
     units: list[Span] = []
+    counts: list[int] = []
     raw = sentence_units(text, segment)
     for span, n in zip(raw, count([text[a:b] for a, b in raw])):
-        units.extend([span] if n <= config.max_tokens else split_long_unit(text, span, count, config.max_tokens))
-    counts = count([text[a:b] for a, b in units])
+        if n <= config.max_tokens:
+            units.append(span)
+            counts.append(n)
+        else:
+            pieces = split_long_unit(text, span, count, config.max_tokens)
+            units.extend(pieces)
+            counts.extend(count([text[a:b] for a, b in pieces]))
     context = fit_context(segment.context, count, config.max_context_tokens)
     chunks = []
     for i, j in pack_balanced(counts, config.max_tokens, config.overlap_sentences):

@@ -109,7 +109,8 @@ def _warn(message: str) -> None:
 
 
 def cmd_index(args: argparse.Namespace) -> int:
-    from .embedding import SentenceTransformerEncoder
+    from .build import up_to_date
+    from .embedding import resolve_model
     from .sources import load_documents
     from .store import index_lock, read_manifest
     from .types import ChunkingConfig
@@ -118,25 +119,53 @@ def cmd_index(args: argparse.Namespace) -> int:
     documents = load_documents(args.sources, _warn)  # fail on bad sources before loading the model
     with index_lock(args.index):  # ...and on a build already running (the build locks again)
         pass
-    defaults = ChunkingConfig()
+    try:  # keep the model and chunking an existing index was built with, unless told otherwise
+        existing = read_manifest(args.index)
+        model, defaults = args.model or existing.model, existing.chunking
+    except RagError:
+        model, defaults = args.model, ChunkingConfig()
     try:
         config = ChunkingConfig(
             max_tokens=args.max_tokens or defaults.max_tokens,
             overlap_sentences=defaults.overlap_sentences if args.overlap is None else args.overlap,
+            max_context_tokens=defaults.max_context_tokens,
         )
     except ValueError as exc:
         raise RagError(str(exc)) from None
-    model = args.model
-    if model is None:  # keep the model an existing index was built with
-        try:
-            model = read_manifest(args.index).model
-        except RagError:
-            model = None
-    encoder = SentenceTransformerEncoder(model)
+    if not args.full and not args.watch:
+        current = up_to_date(args.index, resolve_model(model)[0], config, documents)
+        if current is not None:
+            _print_up_to_date(len(documents), current.passages, time.perf_counter() - started, args.index)
+            return 0
+    encoder = _build_encoder(args.index, model, args.full)
     _index_once(args, encoder, config, started, documents)
     if args.watch:
         _watch(args, encoder, config)
     return 0
+
+
+def _build_encoder(index: Path, model: str | None, full: bool) -> Any:
+    """The index's ONNX copy of its model when an update can use it (no torch to import),
+    else the model itself; a full rebuild always starts from the model."""
+    from .embedding import SentenceTransformerEncoder, resolve_model
+    from .onnx_encoder import open_onnx_encoder
+    from .store import current_generation, read_manifest
+
+    generation = current_generation(index)
+    if not full and generation is not None:
+        try:
+            manifest = read_manifest(index)
+        except RagError:
+            manifest = None
+        if manifest is not None and manifest.onnx and manifest.model == resolve_model(model)[0]:
+            copy = open_onnx_encoder(generation, manifest.model)
+            if copy is not None:
+                return copy
+    return SentenceTransformerEncoder(model)
+
+
+def _print_up_to_date(sources: int, passages: int, seconds: float, index: Path) -> None:
+    print(f"index is up to date: {sources} sources, {passages} passages; {seconds:.1f} s -> {index}", flush=True)
 
 
 def _index_once(args: argparse.Namespace, encoder: Any, config: Any, started: float, documents: Any = None) -> None:
@@ -156,7 +185,7 @@ def _index_once(args: argparse.Namespace, encoder: Any, config: Any, started: fl
     )
     total = time.perf_counter() - started
     if report.up_to_date:
-        print(f"index is up to date: {report.documents} sources, {report.passages} passages; {total:.1f} s -> {args.index}", flush=True)
+        _print_up_to_date(report.documents, report.passages, total, args.index)
         return
     changes = (
         f"{report.added} added, {report.changed} changed, {report.removed} removed, "
@@ -241,8 +270,9 @@ def cmd_ask(args: argparse.Namespace) -> int:
 
 def open_searcher(index_dir: Path, model: str | None) -> Any:
     """The index and the model it was built with (or `model`, which must match)."""
-    from .embedding import SentenceTransformerEncoder, resolve_model
+    from .embedding import resolve_model
     from .search import Searcher
+    from .serve import question_encoder
     from .store import open_index, read_manifest
 
     manifest = read_manifest(index_dir)
@@ -252,7 +282,7 @@ def open_searcher(index_dir: Path, model: str | None) -> Any:
             f"rebuild with: rag index --model {model}, or drop --model"
         )
     index = open_index(index_dir)
-    return Searcher(index, SentenceTransformerEncoder(model or manifest.model))
+    return Searcher(index, question_encoder(index.path, index.manifest.model))
 
 
 def answer_batch(searcher: Any, batch: list[tuple[str, Any]], k: int, out: TextIO, chunk: int = 512) -> None:

@@ -121,6 +121,12 @@ class SentenceTransformerEncoder:
         )
         return np.asarray(vectors, dtype=np.float32).reshape(len(texts), self.dimension)
 
+    def export_onnx(self, folder: Path) -> dict[str, Any]:
+        """Write an ONNX copy of this model for questions; see rag.onnx_encoder."""
+        from .onnx_encoder import export_onnx
+
+        return export_onnx(self._model, folder)
+
     def encode_passages(
         self, texts: Sequence[str], spans: Sequence[Sequence[Span]], progress: bool = False
     ) -> tuple[np.ndarray, list[np.ndarray]]:

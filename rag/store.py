@@ -14,6 +14,8 @@ Layout of an index folder:
         dense.faiss         FAISS inner-product index over vectors, keyed by id
         bm25/               bm25s index over the same passages (JSON + .npy)
         bm25/term_max.npy   each term's best score in any passage (BM25 normalisation)
+        onnx/               the model's verified ONNX copy: model.onnx, tokenizer.json,
+                            config.json (absent when the model cannot be copied exactly)
 
 Arrays are saved with allow_pickle=False; nothing is pickled. A generation is written under a
 temporary name, flushed to disk and renamed, then CURRENT is switched with os.replace, so a
@@ -39,7 +41,8 @@ import numpy as np
 from .errors import RagError
 from .types import Manifest, Passage
 
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2  # 2: a generation may carry onnx/ (a verified ONNX copy of the model)
+ONNX_DIR = "onnx"
 CURRENT = "CURRENT"
 _BM25_STOPWORDS = "en"
 _BM25_LANGUAGE = "english"
@@ -191,12 +194,14 @@ def write_index(
     sentence_vectors: np.ndarray,
     texts: dict[str, str],
     dense: Any = None,
+    onnx: Path | None = None,
 ) -> Path:
     """Write a new generation under `root` and make it the current one; returns its folder.
 
     `texts` are the sources' texts as indexed, kept so that citations can always be checked
     and shown against exactly what was indexed. `dense` is an up-to-date FAISS index over
-    `vectors` (an incremental build passes the previous one, updated); None builds one."""
+    `vectors` (an incremental build passes the previous one, updated); None builds one.
+    `onnx` is a folder to carry as the generation's ONNX_DIR (hard links)."""
     import faiss
 
     if len(passages) != len(vectors):
@@ -228,8 +233,31 @@ def write_index(
         retriever.save(str(tmp / "bm25"), show_progress=False)
         tokenizer.save_vocab(str(tmp / "bm25"))
         np.save(tmp / "bm25" / "term_max.npy", term_max, allow_pickle=False)
+        if onnx is not None:
+            shutil.copytree(onnx, tmp / ONNX_DIR, copy_function=_link_or_copy)
 
     return _commit_generation(root, fill)
+
+
+def _link_or_copy(src: str, dst: str) -> None:
+    """Files never change once written, so generations can share them."""
+    try:
+        os.link(src, dst)
+    except OSError:  # another file system, or links not supported
+        shutil.copy2(src, dst)
+
+
+@contextmanager
+def scratch_folder(root: Path) -> Iterator[Path]:
+    """A temporary folder beside the generations (same file system, so hard links work);
+    one left by a killed build is removed with the other leftovers."""
+    root.mkdir(parents=True, exist_ok=True)
+    path = root / f".tmp-gen-scratch-{secrets.token_hex(3)}"
+    path.mkdir()
+    try:
+        yield path
+    finally:
+        shutil.rmtree(path, ignore_errors=True)
 
 
 def replace_manifest(root: Path, manifest: Manifest) -> Path:

@@ -167,6 +167,7 @@ class Manifest:
     abstain_threshold: float
     abstain_calibrated: bool
     extra: dict[str, Any] = field(default_factory=dict)
+    onnx: dict[str, Any] | None = None  # the verified ONNX copy of the model in onnx/, if any
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -186,6 +187,7 @@ class Manifest:
             "abstain_threshold": self.abstain_threshold,
             "abstain_calibrated": self.abstain_calibrated,
             "extra": self.extra,
+            "onnx": self.onnx,
         }
 
     @classmethod
@@ -207,6 +209,7 @@ class Manifest:
             abstain_threshold=float(data["abstain_threshold"]),
             abstain_calibrated=bool(data["abstain_calibrated"]),
             extra=dict(data.get("extra", {})),
+            onnx=dict(data["onnx"]) if data.get("onnx") else None,
         )
 
 

@@ -85,6 +85,7 @@ def test_bench_cli_json(tmp_path: Path):
     report = json.loads(result.stdout)
     seeds = report["corpora"][0]
     assert seeds["corpus"] == "seeds" and seeds["build_over_floor"] > 0 and seeds["query_over_encode"] > 0
+    assert seeds["query_encoder"] == "OnnxEncoder" and seeds["onnx_encode_s"] > 0 and seeds["query_over_served_encode"] > 0
     assert seeds["ask_cold_s"] > 0 and seeds["app_ready_s"] > 0 and seeds["app_rss_mb"] > 0
     assert [s["n"] for s in report["scale"]] == [5000]
     assert set(report["scale"][0]) >= {"n", "index", "recall@10", "p50_ms", "rss_mb"}

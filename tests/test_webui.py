@@ -86,17 +86,25 @@ def test_start_up_updates_a_stale_index_and_leaves_a_current_one(small_sources: 
     from rag.store import current_generation
 
     logs: list[str] = []
-    ensure_index(small_sources, tmp_path / "index", fake_encoder, logs.append)
+    loads: list[str | None] = []
+
+    def load(model: str | None):
+        loads.append(model)
+        return fake_encoder
+
+    assert ensure_index(small_sources, tmp_path / "index", logs.append, load) is fake_encoder
     assert logs[0] == f"building the index in {tmp_path / 'index'} (full rebuild: there is no index yet)"
     generation, logs[:] = current_generation(tmp_path / "index"), []
-    ensure_index(small_sources, tmp_path / "index", fake_encoder, logs.append)
+    assert ensure_index(small_sources, tmp_path / "index", logs.append, load) is None
     assert logs == [] and current_generation(tmp_path / "index") == generation  # up to date: left alone
+    assert loads == [None]  # ...and checked without loading the model
     (small_sources / "volcano.txt").write_text(SMALL_CORPUS["volcano.txt"] + "More.\n")
     (small_sources / "new.txt").write_text("New article.")
     (small_sources / "bakery.md").unlink()
     (small_sources / "empty.txt").write_text("   \n")  # skipped by the build, so not a change
-    ensure_index(small_sources, tmp_path / "index", fake_encoder, logs.append)
+    ensure_index(small_sources, tmp_path / "index", logs.append, load)
     assert f"building the index in {tmp_path / 'index'} (updating: 1 new, 1 changed, 1 removed source file(s))" in logs
+    assert loads == [None, fake_encoder.name]  # the index's model
     logs[:] = []
-    ensure_index(small_sources, tmp_path / "index", fake_encoder, logs.append)
+    assert ensure_index(small_sources, tmp_path / "index", logs.append, load) is None
     assert logs == ["warning: skipping empty.txt: it holds no article text"]

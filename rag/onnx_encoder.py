@@ -1,0 +1,208 @@
+"""The index's own ONNX copy of the model: the same vectors, without torch.
+
+Importing torch and sentence-transformers is most of a cold `rag ask` (about 9 of 10 s), and
+on 2 cores onnxruntime runs this model faster than torch, for one question and for batches
+of passages. A build therefore exports the model's transformer into the index (`onnx/`) and
+checks that onnxruntime reproduces sentence-transformers' vectors on probe texts; passages
+and questions are then encoded with onnxruntime and the tokenizers library, which import in
+a fraction of a second. A model the copy cannot reproduce exactly (extra modules, prompts,
+other pooling) keeps the sentence-transformers path: the copy is an optimisation, never a
+different model.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import warnings
+from collections.abc import Sequence
+from importlib import metadata
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from .embedding import PROGRESS_MIN_PASSAGES, Span, normalize_rows, pool_spans
+from .store import ONNX_DIR
+
+TOLERANCE = 1e-4  # max |difference| of a vector component against sentence-transformers
+OPSET = 17
+PROBES = (
+    "Who attacked Bamako?",
+    "Qu'est-ce que la gendarmerie ? Ünïcödé, emoji \N{GLOBE WITH MERIDIANS} and digits 2024.",
+    "a",
+    " ".join(["The long probe checks truncation at the model's input window."] * 60),
+)
+
+
+class ExportUnavailable(Exception):
+    """The model cannot be reproduced by the ONNX path; the reason says why."""
+
+
+def pooling_of(model: Any) -> tuple[str, bool]:
+    """(pooling mode, normalised) for a plain Transformer -> Pooling [-> Normalize] model."""
+    kinds = [type(m).__name__ for m in model]
+    if kinds not in (["Transformer", "Pooling"], ["Transformer", "Pooling", "Normalize"]):
+        raise ExportUnavailable(f"modules {kinds} are not Transformer, Pooling[, Normalize]")
+    config = model[1].get_config_dict()
+    mode = config.get("pooling_mode")
+    if mode is None:  # older sentence-transformers: one flag per mode
+        on = [k for k, v in config.items() if k.startswith("pooling_mode") and v is True]
+        mode = {"pooling_mode_mean_tokens": "mean", "pooling_mode_cls_token": "cls"}.get(on[0]) if len(on) == 1 else None
+    if mode not in ("mean", "cls"):
+        raise ExportUnavailable(f"pooling {mode!r} is not mean or cls")
+    if any(getattr(model, "prompts", {}).values()) or getattr(model, "default_prompt_name", None):
+        raise ExportUnavailable("the model adds prompts to its inputs")
+    return mode, len(kinds) == 3
+
+
+def export_onnx(model: Any, folder: Path) -> dict[str, Any]:
+    """Write `folder` (model.onnx, tokenizer.json, config.json) from a loaded SentenceTransformer.
+
+    Raises ExportUnavailable when the export cannot be made or does not reproduce the model.
+    """
+    try:
+        import onnx  # noqa: F401  (torch's exporter needs it)
+        import onnxruntime  # noqa: F401
+        import torch
+    except ImportError as exc:
+        raise ExportUnavailable(f"{exc.name} is not installed") from None
+    mode, normalized = pooling_of(model)
+    tokenizer = model.tokenizer
+    backend = getattr(tokenizer, "backend_tokenizer", None)
+    if backend is None:
+        raise ExportUnavailable("the tokenizer has no fast (tokenizers) version")
+    inputs = [n for n in ("input_ids", "attention_mask", "token_type_ids") if n in tokenizer.model_input_names]
+    config = {
+        "pooling": mode,
+        "normalize": normalized,
+        "inputs": inputs,
+        "max_seq_length": int(model.max_seq_length),
+        "pad_id": int(tokenizer.pad_token_id or 0),
+        "pad_token": str(tokenizer.pad_token or "[PAD]"),
+        "dimension": int(model.get_embedding_dimension()),
+        "opset": OPSET,
+        "exported_with": {"torch": torch.__version__, "onnxruntime": metadata.version("onnxruntime")},
+    }
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "tokenizer.json").write_text(backend.to_str(), encoding="utf-8")
+    transformer = model[0].auto_model.eval()
+
+    class LastHidden(torch.nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.inner = transformer
+
+        def forward(self, *tensors: Any) -> Any:
+            return self.inner(**dict(zip(inputs, tensors))).last_hidden_state
+
+    sample = tokenizer(["a padded example", "a longer example sentence for tracing"], padding=True, return_tensors="pt")
+    axes = {name: {0: "batch", 1: "tokens"} for name in [*inputs, "token_embeddings"]}
+    try:
+        with warnings.catch_warnings(), torch.no_grad():
+            warnings.simplefilter("ignore")
+            torch.onnx.export(
+                LastHidden().eval(),
+                tuple(sample[n] for n in inputs),
+                str(folder / "model.onnx"),
+                dynamo=False,
+                input_names=inputs,
+                output_names=["token_embeddings"],
+                dynamic_axes=axes,
+                opset_version=OPSET,
+            )
+    except Exception as exc:  # noqa: BLE001 (exporters raise many types for unsupported graphs)
+        raise ExportUnavailable(f"torch.onnx.export failed ({type(exc).__name__}: {str(exc)[:200]})") from None
+    probes = list(PROBES)
+    expected = normalize_rows(np.asarray(model.encode(probes, convert_to_numpy=True, show_progress_bar=False)))
+    (folder / "config.json").write_text(json.dumps(config, indent=1), encoding="utf-8")
+    encoder = OnnxEncoder(folder, name="probe")
+    got = np.concatenate([encoder.encode_queries(probes), *(encoder.encode_queries([p]) for p in probes)])
+    diff = float(np.abs(got - np.concatenate([expected, expected])).max())
+    if not diff <= TOLERANCE:
+        raise ExportUnavailable(f"the ONNX copy differs from the model by {diff:.2g} (> {TOLERANCE})")
+    config["max_abs_diff"] = diff
+    (folder / "config.json").write_text(json.dumps(config, indent=1), encoding="utf-8")
+    return config
+
+
+class OnnxEncoder:
+    """The Encoder contract on an exported copy of a model, run by onnxruntime."""
+
+    def __init__(self, folder: Path, name: str, batch_size: int = 16) -> None:
+        import onnxruntime
+        from tokenizers import Tokenizer
+
+        config = json.loads((folder / "config.json").read_text(encoding="utf-8"))
+        self.name, self.batch_size = name, batch_size
+        self.dimension = int(config["dimension"])
+        self.max_seq_length = int(config["max_seq_length"])
+        self._pooling, self._inputs = config["pooling"], list(config["inputs"])
+        spec = (folder / "tokenizer.json").read_text(encoding="utf-8")
+        self._counter = Tokenizer.from_str(spec)
+        self._counter.no_truncation()
+        self._counter.no_padding()
+        self._tokenizer = Tokenizer.from_str(spec)
+        self._tokenizer.enable_truncation(max_length=self.max_seq_length)
+        self._tokenizer.enable_padding(pad_id=int(config["pad_id"]), pad_token=str(config["pad_token"]))
+        options = onnxruntime.SessionOptions()
+        options.log_severity_level = 3
+        options.intra_op_num_threads = min(os.cpu_count() or 1, 4)
+        self._session = onnxruntime.InferenceSession(str(folder / "model.onnx"), options, providers=["CPUExecutionProvider"])
+
+    def count_tokens(self, texts: Sequence[str]) -> list[int]:
+        return [len(e.ids) for e in self._counter.encode_batch(list(texts), add_special_tokens=False)] if texts else []
+
+    def _run(self, texts: Sequence[str]) -> tuple[np.ndarray, np.ndarray, list[Any]]:
+        """(token embeddings, attention mask, encodings) of one padded batch."""
+        encodings = self._tokenizer.encode_batch(list(texts))
+        ids = np.array([e.ids for e in encodings], dtype=np.int64)
+        mask = np.array([e.attention_mask for e in encodings], dtype=np.int64)
+        feeds = {"input_ids": ids, "attention_mask": mask, "token_type_ids": np.zeros_like(ids)}
+        return self._session.run(None, {n: feeds[n] for n in self._inputs})[0], mask, encodings
+
+    def _pool(self, tokens: np.ndarray, mask: np.ndarray) -> np.ndarray:
+        if self._pooling == "cls":
+            return tokens[:, 0]
+        weights = mask[..., None].astype(np.float32)
+        return (tokens * weights).sum(axis=1) / np.maximum(weights.sum(axis=1), 1e-9)
+
+    def encode_queries(self, texts: Sequence[str]) -> np.ndarray:
+        """(n, dimension) float32 unit rows, as sentence-transformers would give them."""
+        if not texts:
+            return np.zeros((0, self.dimension), np.float32)
+        tokens, mask, _ = self._run(texts)
+        return normalize_rows(self._pool(tokens, mask))
+
+    def encode_passages(
+        self, texts: Sequence[str], spans: Sequence[Sequence[Span]], progress: bool = False
+    ) -> tuple[np.ndarray, list[np.ndarray]]:
+        """Passage vectors and each passage's span vectors, from one pass (see rag.embedding)."""
+        from tqdm import tqdm
+
+        texts = list(texts)
+        vectors = np.zeros((len(texts), self.dimension), dtype=np.float32)
+        span_vectors: list[np.ndarray] = [np.zeros((0, self.dimension), np.float32)] * len(texts)
+        order = sorted(range(len(texts)), key=lambda i: len(texts[i]))  # little padding per batch
+        disable = not progress or len(texts) < PROGRESS_MIN_PASSAGES
+        with tqdm(total=len(texts), desc="embedding", unit="passage", disable=disable) as bar:
+            for lo in range(0, len(order), self.batch_size):
+                idx = order[lo : lo + self.batch_size]
+                tokens, mask, encodings = self._run([texts[i] for i in idx])
+                vectors[idx] = self._pool(tokens, mask)
+                for row, (i, encoding) in enumerate(zip(idx, encodings)):
+                    n = int(mask[row].sum())  # the padding after the passage's own tokens
+                    span_vectors[i] = pool_spans(tokens[row, :n], encoding.offsets[:n], spans[i])
+                bar.update(len(idx))
+        return normalize_rows(vectors), span_vectors
+
+
+def open_onnx_encoder(generation: Path, name: str) -> OnnxEncoder | None:
+    """The generation's ONNX copy of its model, or None when it has none or onnxruntime is missing."""
+    folder = generation / ONNX_DIR
+    if not (folder / "config.json").is_file():
+        return None
+    try:
+        return OnnxEncoder(folder, name)
+    except ImportError:
+        return None

@@ -1,0 +1,196 @@
+"""The ONNX copy of the model that encodes questions: equal to the model, reused, optional."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+from conftest import ROOT, SMALL_CORPUS, write_corpus
+from fakes import HashEncoder
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from rag.build import build_index
+from rag.onnx_encoder import ExportUnavailable, pooling_of
+from rag.store import ONNX_DIR, current_generation, read_manifest
+
+QUESTIONS = [
+    "Who claimed responsibility for the attacks in Bamako?",
+    "When did the attack on the gendarmerie school happen?",
+    "combien de morts ?",
+    "x",
+    "Which country hosted the 2024 Olympic Games? " * 40,  # past the model's window
+]
+
+
+@pytest.fixture(scope="module")
+def onnx_encoder(seed_index: Path):
+    from rag.onnx_encoder import open_onnx_encoder
+
+    encoder = open_onnx_encoder(current_generation(seed_index), read_manifest(seed_index).model)
+    assert encoder is not None
+    return encoder
+
+
+@pytest.mark.model
+def test_the_build_exports_a_verified_copy(seed_index: Path):
+    manifest = read_manifest(seed_index)
+    folder = current_generation(seed_index) / ONNX_DIR
+    assert sorted(p.name for p in folder.iterdir()) == ["config.json", "model.onnx", "tokenizer.json"]
+    assert manifest.onnx == json.loads((folder / "config.json").read_text())
+    assert manifest.onnx["pooling"] == "mean" and manifest.onnx["dimension"] == manifest.dimension
+    assert manifest.onnx["max_abs_diff"] < 1e-4
+
+
+@pytest.mark.model
+def test_onnx_vectors_equal_the_model(onnx_encoder, real_encoder):
+    expected = real_encoder.encode_queries(QUESTIONS)
+    assert np.abs(onnx_encoder.encode_queries(QUESTIONS) - expected).max() < 1e-5  # one padded batch
+    for question, row in zip(QUESTIONS, expected):
+        assert np.abs(onnx_encoder.encode_queries([question])[0] - row).max() < 1e-5
+    assert onnx_encoder.encode_queries([]).shape == (0, real_encoder.dimension)
+
+
+@pytest.mark.model
+@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(st.lists(st.text(min_size=1, max_size=300), min_size=1, max_size=4))
+def test_onnx_vectors_equal_the_model_on_any_text(onnx_encoder, real_encoder, texts: list[str]):
+    got, expected = onnx_encoder.encode_queries(texts), real_encoder.encode_queries(texts)
+    assert got.dtype == np.float32 and np.abs(got - expected).max() < 1e-5
+
+
+@pytest.mark.model
+def test_answers_are_the_same_with_either_encoder(seed_index: Path, onnx_encoder, real_encoder):
+    from rag.evaluation import load_questions
+    from rag.search import Searcher
+    from rag.store import open_index
+
+    index = open_index(seed_index)
+    questions = [q.question for q in load_questions(ROOT / "eval" / "seed_questions.jsonl")]
+    fast, slow = Searcher(index, onnx_encoder).ask_many(questions, 5), Searcher(index, real_encoder).ask_many(questions, 5)
+    for a, b in zip(fast, slow):
+        assert a.answered == b.answered and abs(a.support - b.support) < 1e-5
+        assert [(h.source, h.start, h.end, h.highlight) for h in a.hits] == [(h.source, h.start, h.end, h.highlight) for h in b.hits]
+
+
+@pytest.mark.model
+def test_rag_ask_answers_without_importing_torch(seed_index: Path):
+    script = (
+        "import sys, json; from rag.cli import main; "
+        f"main(['ask', {QUESTIONS[0]!r}, '--index', {str(seed_index)!r}, '--json']); "
+        "print(json.dumps(sorted(m for m in ('torch', 'sentence_transformers', 'transformers') if m in sys.modules)))"
+    )
+    out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, cwd=ROOT, timeout=120)
+    assert out.returncode == 0, out.stderr
+    answer, imported = out.stdout.strip().splitlines()
+    assert json.loads(answer)["answered"] is True
+    assert json.loads(imported) == []
+
+
+@pytest.mark.model
+def test_a_model_the_copy_cannot_reproduce_keeps_the_torch_path(tmp_path: Path, real_encoder, monkeypatch):
+    import rag.onnx_encoder
+    from rag.cli import open_searcher
+
+    monkeypatch.setattr(rag.onnx_encoder, "TOLERANCE", -1.0)  # no copy can pass
+    sources = write_corpus(tmp_path / "sources", SMALL_CORPUS)
+    build_index(sources, tmp_path / "index", real_encoder)
+    manifest = read_manifest(tmp_path / "index")
+    assert manifest.onnx is None
+    assert manifest.extra["onnx_unavailable"].startswith("the ONNX copy differs from the model by")
+    assert not (current_generation(tmp_path / "index") / ONNX_DIR).exists()
+    searcher = open_searcher(tmp_path / "index", None)
+    assert type(searcher.encoder).__name__ == "SentenceTransformerEncoder"
+    assert searcher.ask("When did the volcano last erupt?").hits[0].source == "volcano.txt"
+
+
+class _Module:
+    def __init__(self, config: dict) -> None:
+        self.config = config
+
+    def get_config_dict(self) -> dict:
+        return self.config
+
+
+def _stack(*kinds: str, pooling: dict | None = None, prompts: dict | None = None):
+    modules = [type(kind, (_Module,), {})(pooling if kind == "Pooling" else {}) for kind in kinds]
+
+    class Model(list):
+        pass
+
+    model = Model(modules)
+    model.prompts = prompts or {}
+    model.default_prompt_name = None
+    return model
+
+
+def test_only_plain_transformer_pooling_models_are_exported():
+    assert pooling_of(_stack("Transformer", "Pooling", "Normalize", pooling={"pooling_mode": "mean"})) == ("mean", True)
+    assert pooling_of(_stack("Transformer", "Pooling", pooling={"pooling_mode": "cls"})) == ("cls", False)
+    assert pooling_of(_stack("Transformer", "Pooling", pooling={"pooling_mode_cls_token": True, "pooling_mode_mean_tokens": False})) == ("cls", False)
+    with pytest.raises(ExportUnavailable, match="Dense"):
+        pooling_of(_stack("Transformer", "Pooling", "Dense", pooling={"pooling_mode": "mean"}))
+    with pytest.raises(ExportUnavailable, match="'max'"):
+        pooling_of(_stack("Transformer", "Pooling", pooling={"pooling_mode": "max"}))
+    with pytest.raises(ExportUnavailable, match="prompts"):
+        pooling_of(_stack("Transformer", "Pooling", pooling={"pooling_mode": "mean"}, prompts={"query": "query: "}))
+
+
+@pytest.mark.model
+def test_passage_vectors_equal_the_model(onnx_encoder, real_encoder):
+    texts = ["Gunmen attacked the school. Then they moved to the airport.", "One sentence only", "word " * 300]
+    spans = [[(0, 27), (28, 59)], [(0, 17)], [(0, 4), (1490, 1494)]]  # the last span is past the window
+    fast, slow = onnx_encoder.encode_passages(texts, spans), real_encoder.encode_passages(texts, spans)
+    assert np.abs(fast[0] - slow[0]).max() < 1e-5
+    for a, b, s in zip(fast[1], slow[1], spans):
+        assert a.shape == (len(s), real_encoder.dimension) and np.abs(a - b).max() < 1e-5
+    assert onnx_encoder.count_tokens(texts) == real_encoder.count_tokens(texts)
+
+
+@pytest.mark.model
+def test_updates_share_the_copy_and_a_full_rebuild_makes_a_new_one(small_sources: Path, tmp_path: Path, real_encoder):
+    root = tmp_path / "index"
+    build_index(small_sources, root, real_encoder)
+    first = current_generation(root) / ONNX_DIR / "model.onnx"
+    (small_sources / "new.txt").write_text("A new article about the harbour.")
+    build_index(small_sources, root, real_encoder)
+    second = current_generation(root) / ONNX_DIR / "model.onnx"
+    assert second != first and os.path.samefile(first, second)  # a hard link, not a new export
+    build_index(small_sources, root, real_encoder, full=True)
+    third = current_generation(root) / ONNX_DIR / "model.onnx"
+    assert not os.path.samefile(second, third) and read_manifest(root).onnx is not None
+    build_index(small_sources, root, HashEncoder(name="fake-other"))  # another model: no copy of the old one
+    assert read_manifest(root).onnx is None
+    assert not (current_generation(root) / ONNX_DIR).exists()
+    assert read_manifest(root).extra["onnx_unavailable"] == "this encoder cannot be exported"
+    assert [p.name for p in root.iterdir() if p.name.startswith(".tmp")] == []  # no scratch folder left
+
+
+@pytest.mark.model
+def test_rag_index_updates_with_the_copy_alone(small_sources: Path, tmp_path: Path):
+    """An update loads the index's ONNX copy, not torch; its vectors match a full rebuild's."""
+    from rag.store import open_index
+
+    index = tmp_path / "index"
+    run = lambda *a: subprocess.run([sys.executable, "-m", "rag", "index", "--sources", str(small_sources), "--index", str(index), "--quiet", *a], capture_output=True, text=True, cwd=ROOT, timeout=300)  # noqa: E731
+    assert run().returncode == 0
+    (small_sources / "new.txt").write_text("A ferry crossed the lake every morning. It carried cars.")
+    probe = (
+        "import sys; sys.argv = ['rag', 'index', '--sources', %r, '--index', %r, '--quiet']; "
+        "from rag.cli import main; code = main(sys.argv[1:]); "
+        "print('torch' in sys.modules); sys.exit(code)" % (str(small_sources), str(index))
+    )
+    out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, cwd=ROOT, timeout=300)
+    assert out.returncode == 0, out.stderr
+    assert "1 added" in out.stdout and out.stdout.strip().endswith("False")
+    updated = open_index(index)
+    assert run("--full").returncode == 0
+    rebuilt = open_index(index)
+    by_text = {p.embed_text: rebuilt.vectors[i] for i, p in enumerate(rebuilt.passages)}
+    for i, p in enumerate(updated.passages):
+        assert np.abs(updated.vectors[i] - by_text[p.embed_text]).max() < 1e-5
