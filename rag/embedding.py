@@ -79,7 +79,7 @@ def resolve_model(model: str | None) -> tuple[str, str]:
 class SentenceTransformerEncoder:
     """A sentence-transformers model on the CPU, loaded without network access."""
 
-    def __init__(self, model: str | None = None, batch_size: int = 64) -> None:
+    def __init__(self, model: str | None = None, batch_size: int = 32) -> None:
         if batch_size < 1:
             raise ValueError(f"batch_size must be >= 1, got {batch_size}")
         self.name, location = resolve_model(model)

@@ -284,7 +284,8 @@ def _commit_generation(root: Path, fill: Callable[[Path], None]) -> Path:
     """Let `fill` write a generation under a temporary name, flush it, rename it into place
     and make it current; on any failure the temporary folder is removed and CURRENT is kept."""
     root.mkdir(parents=True, exist_ok=True)
-    name = f"gen-{time.strftime('%Y%m%dT%H%M%S')}-{secrets.token_hex(3)}"
+    now = time.time()  # microseconds, so that names sort in build order even within a second
+    name = f"gen-{time.strftime('%Y%m%dT%H%M%S', time.localtime(now))}.{int(now % 1 * 1e6):06d}-{secrets.token_hex(3)}"
     tmp = root / f".tmp-{name}"
     tmp.mkdir()
     try:

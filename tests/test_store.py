@@ -138,3 +138,14 @@ def test_write_refuses_mismatched_vectors(tmp_path: Path, small_sources: Path, f
     dup = [replace(p, id=0) for p in index.passages]
     with pytest.raises(ValueError, match="unique"):
         write_index(tmp_path / "other", index.manifest, dup, np.asarray(index.vectors), index.sentence_vectors, {})
+
+
+def test_quick_successive_builds_keep_the_current_and_the_previous_generation(small_sources: Path, tmp_path: Path, fake_encoder):
+    from rag.store import current_generation
+
+    root, kept = tmp_path / "index", []
+    for i in range(6):  # several builds within one second
+        (small_sources / "counter.txt").write_text(f"Build number {i} of the day.")
+        build_index(small_sources, root, fake_encoder)
+        kept.append(current_generation(root))
+        assert sorted(p.name for p in root.glob("gen-*")) == sorted({g.name for g in kept[-2:]})

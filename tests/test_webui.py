@@ -108,3 +108,19 @@ def test_start_up_updates_a_stale_index_and_leaves_a_current_one(small_sources: 
     logs[:] = []
     assert ensure_index(small_sources, tmp_path / "index", logs.append, load) is None
     assert logs == ["warning: skipping empty.txt: it holds no article text"]
+
+
+def test_start_up_keeps_the_index_chunking(small_sources: Path, tmp_path: Path, fake_encoder):
+    from rag.build import build_index
+    from rag.serve import ensure_index
+    from rag.store import read_manifest
+    from rag.types import ChunkingConfig
+
+    custom = ChunkingConfig(max_tokens=12, overlap_sentences=0)
+    build_index(small_sources, tmp_path / "index", fake_encoder, custom)
+    logs: list[str] = []
+    assert ensure_index(small_sources, tmp_path / "index", logs.append, lambda m: fake_encoder) is None
+    (small_sources / "new.txt").write_text("A new article. It has two sentences.")
+    assert ensure_index(small_sources, tmp_path / "index", logs.append, lambda m: fake_encoder) is fake_encoder
+    assert read_manifest(tmp_path / "index").chunking == custom
+    assert not any("full rebuild" in line for line in logs)
