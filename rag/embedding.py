@@ -122,7 +122,7 @@ class SentenceTransformerEncoder:
         return np.asarray(vectors, dtype=np.float32).reshape(len(texts), self.dimension)
 
     def export_onnx(self, folder: Path) -> dict[str, Any]:
-        """Write an ONNX copy of this model for questions; see rag.onnx_encoder."""
+        """Write this model's verified ONNX copy into `folder`; see rag.onnx_encoder."""
         from .onnx_encoder import export_onnx
 
         return export_onnx(self._model, folder)

@@ -1,6 +1,6 @@
 """The index's own ONNX copy of the model: the same vectors, without torch.
 
-Importing torch and sentence-transformers is most of a cold `rag ask` (about 9 of 10 s), and
+Importing torch and sentence-transformers is most of a cold `rag ask` (7 s of 9-11 s), and
 on 2 cores onnxruntime runs this model faster than torch, for one question and for batches
 of passages. A build therefore exports the model's transformer into the index (`onnx/`) and
 checks that onnxruntime reproduces sentence-transformers' vectors on probe texts; passages
