@@ -120,10 +120,10 @@ def cmd_index(args: argparse.Namespace) -> int:
     with index_lock(args.index):  # ...and on a build already running (the build locks again)
         pass
     try:  # keep the model and chunking an existing index was built with, unless told otherwise
-        existing = read_manifest(args.index)
+        existing: Any = read_manifest(args.index)
         model, defaults = args.model or existing.model, existing.chunking
     except RagError:
-        model, defaults = args.model, ChunkingConfig()
+        existing, model, defaults = None, args.model, ChunkingConfig()
     try:
         config = ChunkingConfig(
             max_tokens=args.max_tokens or defaults.max_tokens,
@@ -137,30 +137,26 @@ def cmd_index(args: argparse.Namespace) -> int:
         if current is not None:
             _print_up_to_date(len(documents), current.passages, time.perf_counter() - started, args.index)
             return 0
-    encoder = _build_encoder(args.index, model, args.full)
+    encoder = _build_encoder(args.index, existing, model, args.full)
     _index_once(args, encoder, config, started, documents)
     if args.watch:
         _watch(args, encoder, config)
     return 0
 
 
-def _build_encoder(index: Path, model: str | None, full: bool) -> Any:
+def _build_encoder(index: Path, existing: Any, model: str | None, full: bool) -> Any:
     """The index's ONNX copy of its model when an update can use it (no torch to import),
-    else the model itself; a full rebuild always starts from the model."""
+    else the model itself; a full rebuild always starts from the model. `existing` is the
+    index's manifest, if it has one."""
     from .embedding import SentenceTransformerEncoder, resolve_model
     from .onnx_encoder import open_onnx_encoder
-    from .store import current_generation, read_manifest
+    from .store import current_generation
 
     generation = current_generation(index)
-    if not full and generation is not None:
-        try:
-            manifest = read_manifest(index)
-        except RagError:
-            manifest = None
-        if manifest is not None and manifest.onnx and manifest.model == resolve_model(model)[0]:
-            copy = open_onnx_encoder(generation, manifest.model)
-            if copy is not None:
-                return copy
+    if not full and generation is not None and existing is not None and existing.onnx and existing.model == resolve_model(model)[0]:
+        copy = open_onnx_encoder(generation, existing.model)
+        if copy is not None:
+            return copy
     return SentenceTransformerEncoder(model)
 
 

@@ -9,7 +9,7 @@ time is a dot product, not another model call.
 from __future__ import annotations
 
 import os
-from collections.abc import Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -130,22 +130,7 @@ class SentenceTransformerEncoder:
     def encode_passages(
         self, texts: Sequence[str], spans: Sequence[Sequence[Span]], progress: bool = False
     ) -> tuple[np.ndarray, list[np.ndarray]]:
-        from tqdm import tqdm
-
-        texts = list(texts)
-        passage_vectors = np.zeros((len(texts), self.dimension), dtype=np.float32)
-        span_vectors: list[np.ndarray] = [np.zeros((0, self.dimension), np.float32)] * len(texts)
-        order = sorted(range(len(texts)), key=lambda i: len(texts[i]))
-        group = self.batch_size * 4  # bounds the token embeddings held at once
-        bar = tqdm(
-            total=len(texts),
-            desc="embedding",
-            unit="passage",
-            disable=not progress or len(texts) < PROGRESS_MIN_PASSAGES,
-        )
-        for lo in range(0, len(order), group):
-            idx = order[lo : lo + group]
-            batch = [texts[i] for i in idx]
+        def encode_batch(batch: list[str]) -> Iterator[tuple[np.ndarray, np.ndarray, Sequence[Sequence[int]]]]:
             outputs: list[dict[str, Any]] = self._model.encode(  # type: ignore[assignment]
                 batch, batch_size=self.batch_size, output_value=None, show_progress_bar=False
             )
@@ -155,13 +140,39 @@ class SentenceTransformerEncoder:
                 truncation=True,
                 max_length=self.max_seq_length,
             )["offset_mapping"]
-            for i, out, offs in zip(idx, outputs, offsets):
-                passage_vectors[i] = _as_numpy(out["sentence_embedding"])
-                tokens = _as_numpy(out["token_embeddings"])[: len(offs)]
-                span_vectors[i] = pool_spans(tokens, offs, spans[i])
+            for out, offs in zip(outputs, offsets):
+                yield _as_numpy(out["sentence_embedding"]), _as_numpy(out["token_embeddings"])[: len(offs)], offs
+
+        # groups of several model batches bound the token embeddings held at once
+        return encode_in_batches(texts, spans, self.dimension, self.batch_size * 4, encode_batch, progress)
+
+
+def encode_in_batches(
+    texts: Sequence[str],
+    spans: Sequence[Sequence[Span]],
+    dimension: int,
+    batch_size: int,
+    encode_batch: Callable[[list[str]], Iterable[tuple[np.ndarray, np.ndarray, Sequence[Sequence[int]]]]],
+    progress: bool = False,
+) -> tuple[np.ndarray, list[np.ndarray]]:
+    """Passage vectors and each passage's span vectors, shortest texts first (little padding
+    per batch). `encode_batch` gives, per text of a batch, its pooled vector, its token
+    embeddings and their character offsets (special and padding tokens excluded or empty)."""
+    from tqdm import tqdm
+
+    texts = list(texts)
+    vectors = np.zeros((len(texts), dimension), dtype=np.float32)
+    span_vectors: list[np.ndarray] = [np.zeros((0, dimension), np.float32)] * len(texts)
+    order = sorted(range(len(texts)), key=lambda i: len(texts[i]))
+    disable = not progress or len(texts) < PROGRESS_MIN_PASSAGES
+    with tqdm(total=len(texts), desc="embedding", unit="passage", disable=disable) as bar:
+        for lo in range(0, len(order), batch_size):
+            idx = order[lo : lo + batch_size]
+            for i, (vector, tokens, offsets) in zip(idx, encode_batch([texts[i] for i in idx])):
+                vectors[i] = vector
+                span_vectors[i] = pool_spans(tokens, offsets, spans[i])
             bar.update(len(idx))
-        bar.close()
-        return normalize_rows(passage_vectors), span_vectors
+    return normalize_rows(vectors), span_vectors
 
 
 def _as_numpy(tensor: Any) -> np.ndarray:

@@ -15,14 +15,14 @@ from __future__ import annotations
 import json
 import os
 import warnings
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from importlib import metadata
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from .embedding import PROGRESS_MIN_PASSAGES, Span, normalize_rows, pool_spans
+from .embedding import Span, encode_in_batches, normalize_rows
 from .store import ONNX_DIR
 
 TOLERANCE = 1e-4  # max |difference| of a vector component against sentence-transformers
@@ -178,23 +178,15 @@ class OnnxEncoder:
         self, texts: Sequence[str], spans: Sequence[Sequence[Span]], progress: bool = False
     ) -> tuple[np.ndarray, list[np.ndarray]]:
         """Passage vectors and each passage's span vectors, from one pass (see rag.embedding)."""
-        from tqdm import tqdm
 
-        texts = list(texts)
-        vectors = np.zeros((len(texts), self.dimension), dtype=np.float32)
-        span_vectors: list[np.ndarray] = [np.zeros((0, self.dimension), np.float32)] * len(texts)
-        order = sorted(range(len(texts)), key=lambda i: len(texts[i]))  # little padding per batch
-        disable = not progress or len(texts) < PROGRESS_MIN_PASSAGES
-        with tqdm(total=len(texts), desc="embedding", unit="passage", disable=disable) as bar:
-            for lo in range(0, len(order), self.batch_size):
-                idx = order[lo : lo + self.batch_size]
-                tokens, mask, encodings = self._run([texts[i] for i in idx])
-                vectors[idx] = self._pool(tokens, mask)
-                for row, (i, encoding) in enumerate(zip(idx, encodings)):
-                    n = int(mask[row].sum())  # the padding after the passage's own tokens
-                    span_vectors[i] = pool_spans(tokens[row, :n], encoding.offsets[:n], spans[i])
-                bar.update(len(idx))
-        return normalize_rows(vectors), span_vectors
+        def encode_batch(batch: list[str]) -> Iterator[tuple[np.ndarray, np.ndarray, Sequence[Sequence[int]]]]:
+            tokens, mask, encodings = self._run(batch)
+            pooled = self._pool(tokens, mask)
+            for row, encoding in enumerate(encodings):
+                n = int(mask[row].sum())  # the padding after the passage's own tokens
+                yield pooled[row], tokens[row, :n], encoding.offsets[:n]
+
+        return encode_in_batches(texts, spans, self.dimension, self.batch_size, encode_batch, progress)
 
 
 def open_onnx_encoder(generation: Path, name: str) -> OnnxEncoder | None:
