@@ -202,8 +202,9 @@ def scale_worker(n: int, centers_file: Path, queries_file: Path, texts_file: Pat
     BM25 over synthetic passages of real sentences when `texts_file` is given."""
     import faiss
 
-    from .search import top_rows
-    from .store import build_bm25, build_dense, dense_kind
+    from .lexical import build_bm25
+    from .retrieval import top_rows
+    from .store import build_dense, dense_kind
 
     rng = np.random.default_rng(seed)
     centers = np.load(centers_file)
@@ -276,7 +277,7 @@ def scale_figures(sizes: Sequence[int], squad: Path | None, encoder: Any, log: A
     else:
         docs = load_documents(ROOT / "seeds")
         texts = [d.text for d in docs]
-        questions = [json.loads(line)["question"] for line in open(ROOT / "eval" / "seed_questions.jsonl", encoding="utf-8")]
+        questions = [json.loads(line)["question"] for line in open(ROOT / "eval" / "seeds" / "dev.jsonl", encoding="utf-8")]
     sentences = [s for t in texts for s in blingfire.text_to_sentences(t).split("\n") if len(s) > 20]
     results = []
     with tempfile.TemporaryDirectory() as tmp:
@@ -303,7 +304,7 @@ def run_bench(squad: Path | None, sizes: Sequence[int], log: Any) -> dict[str, A
 
     encoder = SentenceTransformerEncoder()
     report: dict[str, Any] = {"cpu_count": os.cpu_count(), "corpora": []}
-    seed_questions = [q.question for q in load_questions(ROOT / "eval" / "seed_questions.jsonl")]
+    seed_questions = [q.question for q in load_questions(ROOT / "eval" / "seeds" / "dev.jsonl")]
     report["corpora"].append(corpus_figures("seeds", ROOT / "seeds", seed_questions, encoder, None, log))
     if squad is not None:
         rows = [json.loads(line) for line in open(squad / "corpus.jsonl", encoding="utf-8")]

@@ -23,7 +23,7 @@ from . import __version__
 from .chunking import chunk_document
 from .embedding import Encoder
 from .errors import RagError
-from .search import DEFAULT_THRESHOLDS, GENERIC_THRESHOLD
+from .abstention import AbstentionModel, default_model
 from .sources import load_documents
 from .store import (
     FORMAT_VERSION,
@@ -102,10 +102,6 @@ def content_key(chunk: Chunk) -> str:
     """Identifies what the encoder saw for a passage: equal keys give equal vectors."""
     relative = [(a - chunk.start, b - chunk.start) for a, b in chunk.sentences]
     return hashlib.sha256(json.dumps([chunk.context, chunk.text, relative]).encode("utf-8")).hexdigest()
-
-
-def default_threshold(model: str) -> float:
-    return DEFAULT_THRESHOLDS.get(model, GENERIC_THRESHOLD)
 
 
 def full_rebuild_reason(previous: Manifest | None, encoder: Encoder, config: ChunkingConfig) -> str | None:
@@ -336,9 +332,10 @@ def _build(
         if new_rows:
             dense.add_with_ids(vectors[new_rows], np.array([passages[i].id for i in new_rows], dtype=np.int64))
 
-    threshold, calibrated, extra = default_threshold(encoder.name), False, {}
-    if incremental and previous is not None:  # a calibration stays valid for the same model
-        threshold, calibrated = previous.manifest.abstain_threshold, previous.manifest.abstain_calibrated
+    abstention: AbstentionModel = default_model(encoder.name)
+    extra: dict[str, Any] = {}
+    if incremental and previous is not None and previous.manifest.abstention.calibrated:
+        abstention = previous.manifest.abstention  # a calibration stays valid for the same model
         extra = {k: v for k, v in previous.manifest.extra.items() if k == "calibration"}
     manifest = Manifest(
         format_version=FORMAT_VERSION,
@@ -354,8 +351,7 @@ def _build(
         sentences=len(sentence_vectors),
         next_id=next_id,
         faiss_index=dense_kind(len(passages)),
-        abstain_threshold=threshold,
-        abstain_calibrated=calibrated,
+        abstention=abstention,
         extra={**extra, "sources_dir": str(sources.resolve()), **({"onnx_unavailable": onnx[2]} if onnx[2] else {})},
         onnx=onnx[1],
     )

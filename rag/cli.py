@@ -44,6 +44,19 @@ def _positive_int(name: str, high: int) -> Any:
     return parse
 
 
+def _unit_float(name: str) -> Any:
+    def parse(value: str) -> float:
+        try:
+            number = float(value)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{name} must be a number from 0 to 1, got {value!r}") from None
+        if not 0.0 <= number <= 1.0:  # also refuses nan
+            raise argparse.ArgumentTypeError(f"{name} must be a number from 0 to 1, got {value}")
+        return number
+
+    return parse
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="rag", description="Grounded question answering over a folder of articles.")
     sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
@@ -73,7 +86,13 @@ def build_parser() -> argparse.ArgumentParser:
     ev.add_argument("--modes", default="hybrid,dense,bm25", help="comma list of hybrid, dense, bm25 (default: all)")
     ev.add_argument("--json", action="store_true", help="print one JSON object")
     ev.add_argument("--report", type=Path, help="also write a .md or .html report, with a hit@k plot beside it")
-    ev.add_argument("--calibrate", action="store_true", help="fit the abstention threshold on this set and store it with the index")
+    ev.add_argument("--fusion", choices=("convex", "rrf"), default="convex", help="how hybrid mode fuses (default: convex)")
+    ev.add_argument("--alpha", type=_unit_float("--alpha"), default=None, help="hybrid: weight of the embedding side against BM25 (default: 0.6)")
+    ev.add_argument("--sentence-weight", type=_unit_float("--sentence-weight"), default=None, help="hybrid: share of the best sentence cosine in the embedding side (default: 0.75)")
+    ev.add_argument("--coverage-weight", type=_unit_float("--coverage-weight"), default=None, help="hybrid: weight of the best sentence's question-word coverage (default: 0.4)")
+    ev.add_argument("--calibrate", action="store_true", help="fit the abstention model on this set (answerable and unanswerable questions) and store it with the index")
+    ev.add_argument("--answer-rate", type=_unit_float("--answer-rate"), default=None, help="with --calibrate: the threshold answers this share of answerable questions (default: fewest errors on both sides)")
+    ev.add_argument("--threshold", type=_unit_float("--threshold"), default=None, help="judge abstention at this support threshold instead of the index's")
     ev.add_argument("--cache", type=Path, default=Path(".cache") / "eval", help="where BEIR corpora are indexed (default: .cache/eval)")
     ev.add_argument("--model", default=None, help="model for a BEIR corpus (default: bundled all-MiniLM-L6-v2)")
     bench = sub.add_parser("bench", help="measure every stage against its floor, and search at scale")
@@ -237,7 +256,7 @@ def _watch(args: argparse.Namespace, encoder: Any, config: Any) -> None:
 
 
 def cmd_ask(args: argparse.Namespace) -> int:
-    from .search import check_question
+    from .checks import check_question
 
     if args.questions and args.question:
         raise RagError("give either a question or --questions FILE, not both")
@@ -283,7 +302,7 @@ def open_searcher(index_dir: Path, model: str | None) -> Any:
 
 def answer_batch(searcher: Any, batch: list[tuple[str, Any]], k: int, out: TextIO, chunk: int = 512) -> None:
     """One JSON line per input line; a bad question gets an "error" field, not a crash."""
-    from .search import check_question
+    from .checks import check_question
 
     for lo in range(0, len(batch), chunk):
         part = batch[lo : lo + chunk]
@@ -299,29 +318,47 @@ def answer_batch(searcher: Any, batch: list[tuple[str, Any]], k: int, out: TextI
             if i in answers:
                 record = {"id": qid, **answers[i].to_json()}
             else:
-                record = {"id": qid, "question": question, "answered": False, "hits": [], "error": errors[i]}
+                record = {"id": qid, "question": question, "answered": False, "support": 0.0, "missing": [], "hits": [], "error": errors[i]}
             out.write(json.dumps(record, ensure_ascii=False) + "\n")
         out.flush()
 
 
 def cmd_eval(args: argparse.Namespace) -> int:
-    from .eval_runner import eval_beir, eval_jsonl, format_table, parse_modes, write_report
+    from .eval_runner import EvalOptions, eval_beir, eval_jsonl, format_table, parse_modes, write_report
+    from .fusion import FusionConfig
 
-    modes = parse_modes(args.modes)
     if args.report and args.report.suffix.lower() not in (".md", ".html", ".htm"):
         raise RagError(f"--report {args.report}: give a .md or .html file name")
+    if args.answer_rate is not None and not args.calibrate:
+        raise RagError("--answer-rate sets the calibration rule; add --calibrate")
+    if args.answer_rate == 0:
+        raise RagError("--answer-rate must be above 0")
+    defaults = FusionConfig()
+    options = EvalOptions(
+        k=args.k,
+        modes=tuple(parse_modes(args.modes)),
+        fusion=FusionConfig(
+            fusion=args.fusion,
+            alpha=defaults.alpha if args.alpha is None else args.alpha,
+            sentence_weight=defaults.sentence_weight if args.sentence_weight is None else args.sentence_weight,
+            coverage_weight=defaults.coverage_weight if args.coverage_weight is None else args.coverage_weight,
+        ),
+        calibrate=args.calibrate,
+        answer_rate=args.answer_rate,
+        threshold=args.threshold,
+    )
     if args.questions.is_dir():
-        if args.calibrate:
-            raise RagError("--calibrate needs a JSONL set with unanswerable questions, not a BEIR folder")
         from .embedding import SentenceTransformerEncoder
 
-        report = eval_beir(args.questions, args.cache, SentenceTransformerEncoder(args.model), args.k, modes, _log)
+        report = eval_beir(args.questions, args.cache, SentenceTransformerEncoder(args.model), options, _log)
     else:
         from .evaluation import load_questions
 
+        if not args.questions.exists():
+            raise RagError(f"questions file '{args.questions}' not found; give a JSONL file of questions or a BEIR folder")
         load_questions(args.questions)  # a bad file fails before the model loads
         searcher = open_searcher(args.index, args.model)
-        report = eval_jsonl(args.questions, args.index, searcher, args.k, modes, args.calibrate)
+        report = eval_jsonl(args.questions, args.index, searcher, options)
     if args.report:
         written = write_report(report, args.report)
         _log("wrote " + ", ".join(str(p) for p in written))
@@ -357,18 +394,18 @@ def print_answer(answer: Any, out: TextIO) -> None:
     """Ranked, cited passages for a terminal, the supporting sentence marked."""
     color = out.isatty()
     on, off = ("\033[1;33m", "\033[0m") if color else ("»", "«")
-    if answer.answered:
-        out.write(f"{answer.question}\n\n")
-    else:
-        out.write(
-            f"{answer.question}\n\nThe sources don't answer this. "
-            "Nearest passages, shown for reference only (not an answer):\n\n"
-        )
+    verdict = "answered" if answer.answered else "not answered"
+    out.write(f"{answer.question}\n\nsupport {answer.support:.2f} (threshold {answer.threshold:.2f}): {verdict}\n")
+    if answer.missing:
+        out.write(f"Not found in these passages: {', '.join(answer.missing)}\n")
+    if not answer.answered:
+        out.write("The sources don't answer this. Nearest passages, shown for reference only (not an answer):\n")
+    out.write("\n")
     for hit in answer.hits:
         a, b = hit.highlight[0] - hit.start, hit.highlight[1] - hit.start
         body = hit.text[:a] + on + hit.text[a:b] + off + hit.text[b:]
         body = "\n".join("    " + line for line in body.splitlines())
-        out.write(f"[{hit.rank}] score {hit.score:.3f}  {hit.title}\n")
+        out.write(f"[{hit.rank}] support {hit.support:.2f}  {hit.title}\n")
         out.write(f"    {hit.source}, characters {hit.start}-{hit.end}\n{body}\n\n")
 
 

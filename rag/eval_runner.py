@@ -2,6 +2,8 @@
 
 Questions are encoded once, in the same chunks `rag ask --questions` uses, and each mode ranks
 from the same vectors, so the figures agree with a count made from `rag ask --json` output.
+Abstention is judged on every mode's support scores; `--calibrate` fits the abstention model
+on the set (leaving each article out in turn to report out-of-sample rates) and stores it.
 """
 
 from __future__ import annotations
@@ -14,13 +16,20 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
+from .abstention import model_for
+from .calibration import Labelled, choose_threshold, cross_validate, fit_model, question_support, rates, risk_coverage
+from .embedding import Encoder
 from .errors import RagError
 from .evaluation import (
     METRICS,
+    BeirSet,
     Question,
     abstention,
     answer_hits,
     answer_passages,
+    contains_answer,
     containment_judgements,
     document_run,
     failures,
@@ -30,9 +39,13 @@ from .evaluation import (
     percentile,
     source_hits,
 )
-from .search import MODES, SearchConfig, Searcher, calibrate_threshold
+from .fusion import MODES, FusionConfig
+from .search import Searcher
 from .store import FORMAT_VERSION, Index, open_index, read_manifest, replace_manifest
-from .types import Answer, ChunkingConfig
+from .types import Answer, ChunkingConfig, Hit
+
+Judge = Callable[[Sequence[Question], Sequence[Answer]], tuple[dict[str, dict[str, int]], dict[str, list[str]]]]
+MIN_PER_CLASS_TO_REFIT = 50  # fewer labelled questions of either kind: only the threshold is fitted
 
 
 @dataclass(frozen=True)
@@ -42,8 +55,9 @@ class ModeResult:
     curve: dict[int, float]  # hit@k for k = 1..10
     extra: dict[str, float]  # answer@k, source@k where the set allows
     latency_ms: dict[str, float]
-    abstention: dict[str, int]
+    abstention: dict[str, float | int]
     failures: list[dict[str, Any]]
+    risk: tuple[tuple[float, ...], tuple[float, ...]] = ((), ())  # (coverage, risk) as the threshold falls
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -51,7 +65,7 @@ class ModeResult:
             "metrics": {**{m: round(self.metrics[m], 4) for m in METRICS}, **{m: round(v, 4) for m, v in self.extra.items()}},
             "hit_at_k": {str(k): round(v, 4) for k, v in self.curve.items()},
             "latency_ms": {k: round(v, 2) for k, v in self.latency_ms.items()},
-            "abstention": self.abstention,
+            "abstention": {k: (round(v, 4) if isinstance(v, float) else v) for k, v in self.abstention.items()},
             "failures": self.failures,
         }
 
@@ -68,8 +82,8 @@ class EvalReport:
     encode_ms: float
     threshold: float
     results: list[ModeResult]
+    fusion: dict[str, Any] = field(default_factory=dict)
     calibration: dict[str, Any] | None = None
-    notes: list[str] = field(default_factory=list)
 
     def to_json(self) -> dict[str, Any]:
         data = {
@@ -81,12 +95,25 @@ class EvalReport:
             "passages": self.passages,
             "relevance": self.relevance,
             "encode_ms_per_question": round(self.encode_ms, 2),
-            "abstain_threshold": self.threshold,
+            "abstain_threshold": round(self.threshold, 4),
+            "fusion": self.fusion,
             "results": [r.to_json() for r in self.results],
         }
         if self.calibration is not None:
             data["calibration"] = self.calibration
         return data
+
+
+@dataclass(frozen=True)
+class EvalOptions:
+    """What `rag eval` was asked for, beyond the question set."""
+
+    k: int = 10
+    modes: tuple[str, ...] = MODES
+    fusion: FusionConfig = FusionConfig()
+    calibrate: bool = False
+    answer_rate: float | None = None  # calibrate to answer this share of answerable questions
+    threshold: float | None = None  # judge abstention at this threshold instead of the index's
 
 
 def parse_modes(text: str) -> list[str]:
@@ -97,7 +124,7 @@ def parse_modes(text: str) -> list[str]:
     return list(dict.fromkeys(modes))
 
 
-def _search_all(searcher: Searcher, questions: Sequence[Question], vectors: Any, k: int) -> tuple[list[Answer], list[float]]:
+def _search_all(searcher: Searcher, questions: Sequence[Question], vectors: np.ndarray, k: int) -> tuple[list[Answer], list[float]]:
     answers, millis = [], []
     for q, v in zip(questions, vectors):
         started = time.perf_counter()
@@ -106,28 +133,34 @@ def _search_all(searcher: Searcher, questions: Sequence[Question], vectors: Any,
     return answers, millis
 
 
+def correct_flags(questions: Sequence[Question], run: dict[str, list[str]], qrels: dict[str, dict[str, int]], k: int) -> np.ndarray:
+    """Per question: answerable and something relevant among the hits it shows."""
+    return np.array([q.answerable and any(d in qrels.get(q.id, {}) for d in run.get(q.id, [])[:k]) for q in questions])
+
+
 def evaluate(
-    index: Index,
-    encoder: Any,
-    questions: Sequence[Question],
-    k: int,
-    modes: Sequence[str],
-    judge: Callable[[Sequence[Question], Sequence[Answer]], tuple[dict, dict]],
-    depth: int,
-) -> tuple[list[ModeResult], float, list[Answer]]:
-    """Per-mode results; also the per-question encode time and the hybrid (or first) answers."""
-    searchers = {m: Searcher(index, encoder, SearchConfig(mode=m)) for m in modes}
-    first = searchers[modes[0]]
+    index: Index, encoder: Encoder, questions: Sequence[Question], options: EvalOptions, judge: Judge, depth: int,
+) -> tuple[list[ModeResult], float, list[Answer], np.ndarray]:
+    """Per-mode results; also the per-question encode time, and the hybrid (else first mode's)
+    answers with their correct flags."""
+    model = model_for(index.manifest.abstention, index.manifest.model)
+    if options.threshold is not None:
+        model = model.with_threshold(options.threshold)
+    searchers = {m: Searcher(index, encoder, replace(options.fusion, mode=m), model) for m in options.modes}
+    first = searchers[options.modes[0]]
     started = time.perf_counter()
     vectors = first.encode([q.question for q in questions])
     encode_ms = (time.perf_counter() - started) * 1000 / max(len(questions), 1)
     results: list[ModeResult] = []
     kept: list[Answer] = []
+    kept_correct = np.zeros(0, dtype=bool)
     for mode, searcher in searchers.items():
         answers, millis = _search_all(searcher, questions, vectors, depth)
         qrels, run = judge(questions, answers)
         metrics, curve = ir_metrics(qrels, run)
-        extra = {**answer_hits(questions, answers, (1, 5, k)), **source_hits(questions, answers, (1, 5))}
+        extra = {**answer_hits(questions, answers, (1, 5, options.k)), **source_hits(questions, answers, (1, 5))}
+        correct = correct_flags(questions, run, qrels, options.k)
+        coverage, risk = risk_coverage(np.array([a.support for a in answers]), correct)
         results.append(
             ModeResult(
                 mode=mode,
@@ -136,84 +169,135 @@ def evaluate(
                 extra=extra,
                 latency_ms={"p50": percentile(millis, 50), "p95": percentile(millis, 95)},
                 abstention=abstention(questions, answers),
-                failures=failures(questions, answers, run, qrels, k),
+                failures=failures(questions, answers, run, qrels, options.k),
+                risk=(tuple(coverage.tolist()), tuple(risk.tolist())),
             )
         )
         if mode == "hybrid" or not kept:
-            kept = answers
-    return results, encode_ms, kept
+            kept, kept_correct = answers, correct
+    return results, encode_ms, kept, kept_correct
 
 
-def eval_jsonl(path: Path, index_dir: Path, searcher: Searcher, k: int, modes: Sequence[str], calibrate: bool) -> EvalReport:
+def labelled(questions: Sequence[Question], answers: Sequence[Answer], group_of: Callable[[Question, Answer], str],
+             relevant: Callable[[Question, Hit], bool]) -> list[Labelled]:
+    """Calibration data: each question's hit features, its label, its group, and which of its
+    hits hold the answer."""
+    return [
+        Labelled(
+            np.array([h.features for h in a.hits], dtype=np.float64).reshape(len(a.hits), -1),
+            q.answerable,
+            group_of(q, a),
+            tuple(q.answerable and relevant(q, h) for h in a.hits),
+        )
+        for q, a in zip(questions, answers)
+    ]
+
+
+def contains(q: Question, hit: Hit) -> bool:
+    return contains_answer(hit.text, q.answers)
+
+
+def calibrate_index(index_dir: Path, index: Index, data: list[Labelled], source: str, answer_rate: float | None) -> dict[str, Any]:
+    """Fit the abstention model on labelled questions, report it out of sample (each group left
+    out in turn) and store it with the index as a new generation."""
+    answerable = sum(q.answerable for q in data)
+    unanswerable = len(data) - answerable
+    if not answerable or not unanswerable:
+        raise RagError('--calibrate needs both answerable and unanswerable questions ("answerable": false)')
+    base = model_for(index.manifest.abstention, index.manifest.model)
+    refit = answerable >= MIN_PER_CLASS_TO_REFIT and unanswerable >= MIN_PER_CLASS_TO_REFIT
+    groups = sorted({q.group for q in data})
+    rule = f"answer {answer_rate:.0%} of answerable questions" if answer_rate is not None else "fewest errors on both sides"
+    fitted_on = f"{source}: {answerable} answerable and {unanswerable} unanswerable questions in {len(groups)} groups ({rule})"
+    threshold_only, _, _ = cross_validate(data, answer_rate, False, base)
+    result: dict[str, Any] = {
+        "questions": source,
+        "answerable": answerable,
+        "unanswerable": unanswerable,
+        "groups": len(groups),
+        "rule": rule,
+        "refit_weights": refit,
+        "previous_threshold": round(base.threshold, 4),
+        "out_of_sample": {"threshold_only": threshold_only.to_json()},
+    }
+    if refit:  # refitted weights are kept only when they do better out of sample
+        refitted, _, _ = cross_validate(data, answer_rate, True, base)
+        result["out_of_sample"]["weights_and_threshold"] = refitted.to_json()
+        refit = bool(refitted.auroc > threshold_only.auroc)
+        result["refit_weights"] = refit
+    if refit:
+        final = fit_model(data, fitted_on, answer_rate, features=base.features)
+    else:
+        final = replace(base.with_threshold(choose_threshold(base, data, answer_rate)), calibrated=True, fitted_on=fitted_on)
+    support = question_support(final, data)
+    result["threshold"] = round(final.threshold, 4)
+    result["in_sample"] = rates(support, np.array([q.answerable for q in data]), final.threshold).to_json()
+    manifest = replace(index.manifest, abstention=final, extra={**index.manifest.extra, "calibration": result})
+    replace_manifest(index_dir, manifest)
+    return result
+
+
+def _group_by_source(q: Question, a: Answer) -> str:
+    """A question's article: the first source it names, else the source of its best hit."""
+    if q.group:
+        return q.group
+    if q.sources:
+        return q.sources[0]
+    return a.hits[0].source if a.hits else ""
+
+
+def eval_jsonl(path: Path, index_dir: Path, searcher: Searcher, options: EvalOptions) -> EvalReport:
     """A JSONL question set against the index `searcher` serves (opened from `index_dir`);
     relevance is answer containment."""
     questions = load_questions(path)
     index = searcher.index
     relevant = answer_passages(questions, [(p.id, p.text) for p in index.passages])
 
-    def judge(qs: Sequence[Question], answers: Sequence[Answer]) -> tuple[dict, dict]:
+    def judge(qs: Sequence[Question], answers: Sequence[Answer]) -> tuple[dict[str, dict[str, int]], dict[str, list[str]]]:
         return containment_judgements(qs, answers, relevant)
 
-    results, encode_ms, answers = evaluate(index, searcher.encoder, questions, k, modes, judge, k)
-    threshold = index.manifest.abstain_threshold
+    results, encode_ms, answers, correct = evaluate(index, searcher.encoder, questions, options, judge, options.k)
+    threshold = options.threshold if options.threshold is not None else model_for(index.manifest.abstention, index.manifest.model).threshold
     calibration = None
-    if calibrate:
-        calibration = calibrate_index(index_dir, index, questions, answers, path)
+    if options.calibrate:
+        data = labelled(questions, answers, _group_by_source, contains)
+        calibration = calibrate_index(index_dir, index, data, path.name, options.answer_rate)
         threshold = calibration["threshold"]
     return EvalReport(
         name=path.name,
         questions=len(questions),
         answerable=sum(q.answerable for q in questions),
-        k=k,
+        k=options.k,
         index=str(index_dir),
         passages=len(index.passages),
         relevance="a passage is relevant when its text contains an answer string (case-insensitive, whitespace-normalized)",
         encode_ms=encode_ms,
         threshold=threshold,
         results=results,
+        fusion=_fusion_json(options.fusion),
         calibration=calibration,
     )
 
 
-def calibrate_index(index_dir: Path, index: Index, questions: Sequence[Question], answers: Sequence[Answer], path: Path) -> dict[str, Any]:
-    """Fit the abstention threshold on a labelled set and store it with the index."""
-    positive = [a.support for q, a in zip(questions, answers) if q.answerable]
-    negative = [a.support for q, a in zip(questions, answers) if not q.answerable]
-    if not positive or not negative:
-        raise RagError("--calibrate needs both answerable and unanswerable questions (\"answerable\": false)")
-    threshold = round(calibrate_threshold(positive, negative), 4)
-    result = {
-        "threshold": threshold,
-        "previous_threshold": index.manifest.abstain_threshold,
-        "questions": path.name,
-        "answerable": len(positive),
-        "unanswerable": len(negative),
-        "answerable_abstained_rate": sum(s < threshold for s in positive) / len(positive),
-        "unanswerable_answered_rate": sum(s >= threshold for s in negative) / len(negative),
-    }
-    manifest = replace(
-        index.manifest,
-        abstain_threshold=threshold,
-        abstain_calibrated=True,
-        extra={**index.manifest.extra, "calibration": result},
-    )
-    replace_manifest(index_dir, manifest)
-    return result
+def _fusion_json(fusion: FusionConfig) -> dict[str, Any]:
+    return {"fusion": fusion.fusion, "alpha": fusion.alpha, "sentence_weight": fusion.sentence_weight,
+            "coverage_weight": fusion.coverage_weight, "rrf_k": fusion.rrf_k}
 
 
-def beir_cache_dir(cache: Path, name: str, corpus_sha256: str, model: str, chunking: ChunkingConfig) -> Path:
-    """A folder per corpus and settings, so an unchanged benchmark reuses its index."""
+def beir_cache_dir(cache: Path, corpus_sha256: str, model: str, chunking: ChunkingConfig) -> Path:
+    """A folder per corpus and settings, so an unchanged corpus reuses its index: question sets
+    over the same corpus (a split of a benchmark) share it, with any calibration stored in it."""
     key = json.dumps([corpus_sha256, model, chunking.to_dict(), FORMAT_VERSION], sort_keys=True)
-    return cache / f"{name}-{hashlib.sha256(key.encode()).hexdigest()[:12]}"
+    return cache / f"corpus-{hashlib.sha256(key.encode()).hexdigest()[:12]}"
 
 
-def eval_beir(folder: Path, cache: Path, encoder: Any, k: int, modes: Sequence[str], log: Callable[[str], None]) -> EvalReport:
-    """A BEIR folder: index its corpus in the cache (once), rank documents by best passage."""
+def beir_index(folder: Path, data: BeirSet, cache: Path, encoder: Encoder, log: Callable[[str], None]) -> Path:
+    """The cached index of a BEIR corpus, built on first use (one document per corpus entry,
+    its title as the context of each passage)."""
     from .build import build_index
     from .sources import plain_document
 
-    data = load_beir(folder)
-    index_dir = beir_cache_dir(cache, data.name, data.corpus_sha256, encoder.name, ChunkingConfig())
+    index_dir = beir_cache_dir(cache, data.corpus_sha256, encoder.name, ChunkingConfig())
     try:
         read_manifest(index_dir)
         log(f"reusing the index of {data.name} in {index_dir}")
@@ -222,24 +306,55 @@ def eval_beir(folder: Path, cache: Path, encoder: Any, k: int, modes: Sequence[s
         docs = [d for d in (plain_document(i, text, title) for i, title, text in data.corpus) if d is not None]
         report = build_index(folder, index_dir, encoder, progress=True, documents=docs)
         log(f"indexed into {report.passages} passages in {report.seconds:.0f} s")
+    return index_dir
+
+
+def beir_group(data: BeirSet, index: Index) -> Callable[[Question, Answer], str]:
+    """A BEIR question's article: the title of its relevant document, else of its best hit."""
+    def group_of(q: Question, a: Answer) -> str:
+        if q.group:
+            return q.group
+        gold = next(iter(data.qrels.get(q.id, {})), None)
+        return index.title(gold) if gold is not None else (index.title(a.hits[0].source) if a.hits else "")
+
+    return group_of
+
+
+def eval_beir(folder: Path, cache: Path, encoder: Encoder, options: EvalOptions, log: Callable[[str], None]) -> EvalReport:
+    """A BEIR folder: index its corpus in the cache (once), rank documents by best passage."""
+    data = load_beir(folder)
+    if not data.questions:
+        raise RagError(f"{folder}/queries.jsonl has no query with qrels or an \"answerable\" field; nothing to evaluate")
+    index_dir = beir_index(folder, data, cache, encoder, log)
     index = open_index(index_dir)
-    depth = min(4 * k, 100)
+    depth = min(4 * options.k, 100)
 
-    def judge(qs: Sequence[Question], answers: Sequence[Answer]) -> tuple[dict, dict]:
-        return data.qrels, document_run(answers, qs, k)
+    def judge(qs: Sequence[Question], answers: Sequence[Answer]) -> tuple[dict[str, dict[str, int]], dict[str, list[str]]]:
+        return data.qrels, document_run(answers, qs, options.k)
 
-    results, encode_ms, _ = evaluate(index, encoder, data.questions, k, modes, judge, depth)
+    results, encode_ms, answers, correct = evaluate(index, encoder, data.questions, options, judge, depth)
+    threshold = options.threshold if options.threshold is not None else model_for(index.manifest.abstention, index.manifest.model).threshold
+    calibration = None
+    if options.calibrate:
+        def in_qrels(q: Question, hit: Hit) -> bool:
+            return hit.source in data.qrels.get(q.id, {})
+
+        calibration = calibrate_index(index_dir, index, labelled(data.questions, answers, beir_group(data, index), in_qrels),
+                                      data.name, options.answer_rate)
+        threshold = calibration["threshold"]
     return EvalReport(
         name=data.name,
         questions=len(data.questions),
-        answerable=len(data.questions),
-        k=k,
+        answerable=sum(q.answerable for q in data.questions),
+        k=options.k,
         index=str(index_dir),
         passages=len(index.passages),
         relevance="qrels at document level; a document ranks where its best passage does",
         encode_ms=encode_ms,
-        threshold=index.manifest.abstain_threshold,
+        threshold=threshold,
         results=results,
+        fusion=_fusion_json(options.fusion),
+        calibration=calibration,
     )
 
 
@@ -248,8 +363,7 @@ def _extra_columns(report: EvalReport) -> list[str]:
     return sorted(names, key=lambda m: (m.split("@")[0], int(m.split("@")[1])))
 
 
-def format_table(report: EvalReport) -> str:
-    """The side-by-side table, abstention and failure counts, as plain text."""
+def _rows(report: EvalReport) -> tuple[list[str], list[list[str]]]:
     extras = _extra_columns(report)
     head = ["mode", *METRICS, *extras, "p50 ms", "p95 ms"]
     rows = [
@@ -257,40 +371,57 @@ def format_table(report: EvalReport) -> str:
          f"{r.latency_ms['p50']:.1f}", f"{r.latency_ms['p95']:.1f}"]
         for r in report.results
     ]
+    return head, rows
+
+
+def _abstention_line(report: EvalReport, r: ModeResult) -> str:
+    a = r.abstention
+    parts = [f"abstention ({r.mode}, threshold {report.threshold:.3f}):"]
+    if a["answerable"]:
+        parts.append(f"answered {a['answer_rate']:.1%} of {a['answerable']} answerable;")
+    if a["unanswerable"]:
+        parts.append(f"abstained on {a['abstain_rate']:.1%} of {a['unanswerable']} unanswerable; AUROC {a['auroc']:.3f}")
+    return " ".join(parts)
+
+
+def format_table(report: EvalReport) -> str:
+    """The side-by-side table, abstention and failure counts, as plain text."""
+    head, rows = _rows(report)
     widths = [max(len(h), *(len(row[i]) for row in rows)) for i, h in enumerate(head)]
+    f = report.fusion
     lines = [
         f"{report.name}: {report.questions} questions ({report.answerable} answerable), top {report.k}, "
-        f"index {report.index} ({report.passages} passages)",
+        f"index {report.index} ({report.passages} passages); hybrid = {f.get('fusion')}"
+        + (f" alpha {f.get('alpha')}, sentence {f.get('sentence_weight')}, coverage {f.get('coverage_weight')}" if f.get("fusion") == "convex" else ""),
         "  ".join(h.ljust(w) for h, w in zip(head, widths)),
         *("  ".join(c.ljust(w) for c, w in zip(row, widths)) for row in rows),
         f"query encoding: {report.encode_ms:.1f} ms per question (batched); p50/p95 are the search alone",
     ]
-    a = report.results[0].abstention
-    if a["unanswerable"] or a["answerable_abstained"]:
-        lines.append(
-            f"abstention (threshold {report.threshold:.3f}): {a['unanswerable_abstained']}/{a['unanswerable']} "
-            f"unanswerable abstained, {a['answerable_abstained']}/{a['answerable']} answerable wrongly abstained"
-        )
+    lines += [_abstention_line(report, r) for r in report.results]
     if report.calibration:
         c = report.calibration
+        oos = c["out_of_sample"]
+        best = oos["weights_and_threshold"] if c["refit_weights"] else oos["threshold_only"]
         lines.append(
-            f"calibrated threshold {c['threshold']:.4f} (was {c['previous_threshold']:.4f}), stored with the index: "
-            f"{c['answerable_abstained_rate']:.1%} of answerable questions would abstain, "
-            f"{c['unanswerable_answered_rate']:.1%} of unanswerable ones would be answered"
+            f"calibrated ({c['rule']}; {'weights and threshold' if c['refit_weights'] else 'threshold only'}): threshold "
+            f"{c['threshold']:.4f} (was {c['previous_threshold']:.4f}), stored with the index. Out of sample, each of "
+            f"{c['groups']} groups left out in turn: answered {best['answer_rate']:.1%} of answerable, abstained on "
+            f"{best['abstain_rate']:.1%} of unanswerable, AUROC {best['auroc']:.3f}"
         )
     for r in report.results:
         lines.append(f"failures ({r.mode}): {len(r.failures)} answerable questions with nothing relevant in the top {report.k}")
-        for f in r.failures[:10]:
-            first = f["first"]
+        for fl in r.failures[:10]:
+            first = fl["first"]
             shown = " ".join(first["text"].split())[:100] if first else "(nothing)"
-            lines.append(f"  {f['id']}: {f['question']}  -> first: {first['source'] if first else ''}: {shown}")
+            lines.append(f"  {fl['id']}: {fl['question']}  -> first: {first['source'] if first else ''}: {shown}")
         if len(r.failures) > 10:
             lines.append(f"  ... and {len(r.failures) - 10} more (see --json or --report)")
     return "\n".join(lines)
 
 
 def write_report(report: EvalReport, path: Path) -> list[Path]:
-    """Write the table, failures and a hit@k plot (PNG beside it) as Markdown or HTML."""
+    """Write the table, failures, a hit@k plot and a risk-coverage plot (one PNG beside it)
+    as Markdown or HTML."""
     import html
 
     import matplotlib
@@ -302,38 +433,43 @@ def write_report(report: EvalReport, path: Path) -> list[Path]:
         raise RagError(f"--report {path}: give a .md or .html file name")
     path.parent.mkdir(parents=True, exist_ok=True)
     plot = path.with_suffix(".png")
-    fig, ax = plt.subplots(figsize=(6.4, 4))
+    fig, (ax, rc) = plt.subplots(1, 2, figsize=(11, 4))
     for r in report.results:
         ks = sorted(r.curve)
         ax.plot(ks, [r.curve[k] for k in ks], marker="o", label=r.mode)
+        if len(r.risk[0]):
+            rc.plot(r.risk[0], r.risk[1], label=r.mode)
     ax.set_xlabel("k")
     ax.set_ylabel("hit@k (share of answerable questions)")
     ax.set_title(f"{report.name}: hit@k by mode")
     ax.set_xticks(list(range(1, 11)))
     ax.grid(alpha=0.3)
     ax.legend()
+    rc.set_xlabel("coverage (share of questions answered)")
+    rc.set_ylabel(f"risk (answered, no answer in the top {report.k})")
+    rc.set_title("risk-coverage, as the support threshold falls")
+    rc.set_xlim(0, 1)
+    rc.set_ylim(0, 1)
+    rc.grid(alpha=0.3)
+    rc.legend()
     fig.tight_layout()
     fig.savefig(plot, dpi=110)
     plt.close(fig)
 
     table = format_table(report).splitlines()
-    extras = _extra_columns(report)
-    cols = ["mode", *METRICS, *extras, "p50 ms", "p95 ms"]
-    rows = [[r.mode, *(f"{r.metrics[m]:.3f}" for m in METRICS), *(f"{r.extra.get(m, float('nan')):.3f}" for m in extras),
-             f"{r.latency_ms['p50']:.1f}", f"{r.latency_ms['p95']:.1f}"] for r in report.results]
+    cols, rows = _rows(report)
+    notes = [line for line in table[2 + len(report.results) :] if not line.startswith(("  ", "failures"))]
     if path.suffix.lower() == ".md":
         parts = [f"# Evaluation: {report.name}", "", table[0], "", f"Relevance: {report.relevance}.", "",
                  "| " + " | ".join(cols) + " |", "|" + "---|" * len(cols)]
         parts += ["| " + " | ".join(row) + " |" for row in rows]
-        notes = [line for line in table[2 + len(report.results) :] if not line.startswith(("  ", "failures"))]
-        parts += ["", *notes, "",
-                  f"![hit@k by mode]({plot.name})", ""]
+        parts += ["", *notes, "", f"![hit@k and risk-coverage by mode]({plot.name})", ""]
         for r in report.results:
             parts += [f"## Failures: {r.mode} ({len(r.failures)})", ""]
-            for f in r.failures:
-                first = f["first"]
+            for fl in r.failures:
+                first = fl["first"]
                 shown = " ".join(first["text"].split())[:200] if first else "(nothing)"
-                parts.append(f"- `{f['id']}` {f['question']} (answers: {', '.join(f['answers']) or 'qrels'}) — first: "
+                parts.append(f"- `{fl['id']}` {fl['question']} (answers: {', '.join(fl['answers']) or 'qrels'}) — first: "
                              f"`{first['source'] if first else ''}` {shown}")
             parts.append("")
         path.write_text("\n".join(parts), "utf-8")
@@ -342,13 +478,14 @@ def write_report(report: EvalReport, path: Path) -> list[Path]:
         body = [f"<h1>Evaluation: {e(report.name)}</h1>", f"<p>{e(table[0])}</p><p>Relevance: {e(report.relevance)}.</p>",
                 "<table border=1 cellpadding=4><tr>" + "".join(f"<th>{e(c)}</th>" for c in cols) + "</tr>"]
         body += ["<tr>" + "".join(f"<td>{e(c)}</td>" for c in row) + "</tr>" for row in rows]
-        body += ["</table>", f'<p><img src="{e(plot.name)}" alt="hit@k by mode"></p>']
+        body += ["</table>", *(f"<p>{e(n)}</p>" for n in notes), f'<p><img src="{e(plot.name)}" alt="hit@k and risk-coverage by mode"></p>']
         for r in report.results:
             body.append(f"<h2>Failures: {e(r.mode)} ({len(r.failures)})</h2><ul>")
-            for f in r.failures:
-                first = f["first"]
+            for fl in r.failures:
+                first = fl["first"]
                 shown = " ".join(first["text"].split())[:200] if first else "(nothing)"
-                body.append(f"<li><code>{e(str(f['id']))}</code> {e(f['question'])} — first: <code>{e(first['source'] if first else '')}</code> {e(shown)}</li>")
+                body.append(f"<li><code>{e(str(fl['id']))}</code> {e(fl['question'])} — first: <code>{e(first['source'] if first else '')}</code> {e(shown)}</li>")
             body.append("</ul>")
         path.write_text("<!doctype html><meta charset=utf-8><title>Evaluation</title>" + "\n".join(body), "utf-8")
     return [path, plot]
+

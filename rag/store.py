@@ -11,6 +11,8 @@ Layout of an index folder:
         ids.npy             int64 passage ids (ascending; row i is passages.jsonl line i)
         vectors.npy         float32 unit passage vectors, one row per id
         sentence_vectors.npy float32 unit vectors of each passage's sentences
+        sentence_terms.npy, sentence_term_offsets.npy
+                            each sentence's BM25 term ids (int32, CSR-style offsets)
         dense.faiss         FAISS inner-product index over vectors, keyed by id
         bm25/               bm25s index over the same passages (JSON + .npy)
         bm25/term_max.npy   each term's best score in any passage (BM25 normalisation)
@@ -39,13 +41,14 @@ from typing import Any
 import numpy as np
 
 from .errors import RagError
+from .lexical import build_bm25, new_bm25_tokenizer, sentence_terms
 from .types import Manifest, Passage
 
-FORMAT_VERSION = 2  # 2: a generation may carry onnx/ (a verified ONNX copy of the model)
+FORMAT_VERSION = 3  # 2: onnx/ (a verified ONNX copy of the model); 3: sentence term lists, abstention model
+SENTENCE_TERMS = "sentence_terms.npy"
+SENTENCE_TERM_OFFSETS = "sentence_term_offsets.npy"
 ONNX_DIR = "onnx"
 CURRENT = "CURRENT"
-_BM25_STOPWORDS = "en"
-_BM25_LANGUAGE = "english"
 
 
 @dataclass(frozen=True)
@@ -62,6 +65,10 @@ class Index:
     bm25: Any  # bm25s.BM25
     bm25_tokenizer: Any  # bm25s.tokenization.Tokenizer
     term_max: np.ndarray  # float32 per BM25 term
+    sentence_terms: np.ndarray  # int32 BM25 term ids of every sentence, concatenated
+    sentence_term_offsets: np.ndarray  # int64: sentence i holds sentence_terms[o[i]:o[i+1]]
+    sentence_starts: np.ndarray  # int64 per passage row: its first sentence row
+    sentence_counts: np.ndarray  # int64 per passage row: how many sentences it has
 
     def rows(self, ids: np.ndarray) -> np.ndarray:
         """Row of each passage id."""
@@ -70,34 +77,6 @@ class Index:
     def title(self, source: str) -> str:
         record = self.manifest.sources.get(source)
         return record.title if record else source
-
-
-def term_maxima(data: np.ndarray, indptr: np.ndarray) -> np.ndarray:
-    """Each column's largest value in a CSC matrix given by (data, indptr); 0 for empty ones."""
-    out = np.zeros(len(indptr) - 1, dtype=np.float32)
-    nonempty = indptr[1:] > indptr[:-1]
-    if nonempty.any():
-        out[nonempty] = np.maximum.reduceat(np.asarray(data), np.asarray(indptr[:-1])[nonempty])
-    return out
-
-
-def new_bm25_tokenizer() -> Any:
-    """Lower-case word tokens, English stopwords out, Snowball-stemmed."""
-    import Stemmer
-    from bm25s.tokenization import Tokenizer
-
-    return Tokenizer(stopwords=_BM25_STOPWORDS, stemmer=Stemmer.Stemmer(_BM25_LANGUAGE))
-
-
-def build_bm25(texts: Sequence[str]) -> tuple[Any, Any, np.ndarray]:
-    """(bm25s index, its tokenizer, per-term maximum scores) over `texts`."""
-    import bm25s
-
-    tokenizer = new_bm25_tokenizer()
-    tokens = tokenizer.tokenize(list(texts), return_as="tuple", show_progress=False)
-    retriever = bm25s.BM25()
-    retriever.index(tokens, show_progress=False)
-    return retriever, tokenizer, term_maxima(retriever.scores["data"], retriever.scores["indptr"])
 
 
 # Exact search up to this many passages; an inverted-file index above (README, "Scale").
@@ -233,10 +212,22 @@ def write_index(
         retriever.save(str(tmp / "bm25"), show_progress=False)
         tokenizer.save_vocab(str(tmp / "bm25"))
         np.save(tmp / "bm25" / "term_max.npy", term_max, allow_pickle=False)
+        flat, offsets = sentence_terms(_sentence_texts(passages, len(sentence_vectors)), tokenizer.get_vocab_dict())
+        np.save(tmp / SENTENCE_TERMS, flat, allow_pickle=False)
+        np.save(tmp / SENTENCE_TERM_OFFSETS, offsets, allow_pickle=False)
         if onnx is not None:
             shutil.copytree(onnx, tmp / ONNX_DIR, copy_function=_link_or_copy)
 
     return _commit_generation(root, fill)
+
+
+def _sentence_texts(passages: Sequence[Passage], count: int) -> list[str]:
+    """The text of every sentence, at its row of the sentence-vector matrix."""
+    texts = [""] * count
+    for p in passages:
+        for j, (a, b) in enumerate(p.sentences):
+            texts[p.sentence_row + j] = p.text[a - p.start : b - p.start]
+    return texts
 
 
 def _link_or_copy(src: str, dst: str) -> None:
@@ -381,9 +372,15 @@ def open_index(root: Path) -> Index:
         tokenizer = new_bm25_tokenizer()
         tokenizer.load_vocab(str(gen / "bm25"))
         term_max = np.load(gen / "bm25" / "term_max.npy", allow_pickle=False)
+        flat = np.load(gen / SENTENCE_TERMS, allow_pickle=False, mmap_mode="r")
+        offsets = np.load(gen / SENTENCE_TERM_OFFSETS, allow_pickle=False)
     except (OSError, ValueError, KeyError, RuntimeError):
         raise RagError(f"the index in '{root}' is damaged; rebuild it with: rag index --full") from None
-    if vectors.shape != (len(passages), manifest.dimension) or dense.ntotal != len(passages):
+    if (
+        vectors.shape != (len(passages), manifest.dimension)
+        or dense.ntotal != len(passages)
+        or len(offsets) != len(sentence_vectors) + 1
+    ):
         raise RagError(f"the index in '{root}' is inconsistent; rebuild it with: rag index --full")
     return Index(
         path=gen,
@@ -396,4 +393,8 @@ def open_index(root: Path) -> Index:
         bm25=retriever,
         bm25_tokenizer=tokenizer,
         term_max=term_max,
+        sentence_terms=flat,
+        sentence_term_offsets=offsets,
+        sentence_starts=np.array([p.sentence_row for p in passages], dtype=np.int64),
+        sentence_counts=np.array([len(p.sentences) for p in passages], dtype=np.int64),
     )

@@ -10,6 +10,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
+from .abstention import AbstentionModel
+
 SegmentKind = Literal["prose", "list"]
 
 
@@ -164,8 +166,7 @@ class Manifest:
     sentences: int
     next_id: int
     faiss_index: str
-    abstain_threshold: float
-    abstain_calibrated: bool
+    abstention: AbstentionModel  # how support is computed and the threshold answers must reach
     extra: dict[str, Any] = field(default_factory=dict)
     onnx: dict[str, Any] | None = None  # the verified ONNX copy of the model in onnx/, if any
 
@@ -184,8 +185,7 @@ class Manifest:
             "sentences": self.sentences,
             "next_id": self.next_id,
             "faiss_index": self.faiss_index,
-            "abstain_threshold": self.abstain_threshold,
-            "abstain_calibrated": self.abstain_calibrated,
+            "abstention": self.abstention.to_json(),
             "extra": self.extra,
             "onnx": self.onnx,
         }
@@ -206,8 +206,7 @@ class Manifest:
             sentences=int(data["sentences"]),
             next_id=int(data["next_id"]),
             faiss_index=str(data["faiss_index"]),
-            abstain_threshold=float(data["abstain_threshold"]),
-            abstain_calibrated=bool(data["abstain_calibrated"]),
+            abstention=AbstentionModel.from_json(data["abstention"]),
             extra=dict(data.get("extra", {})),
             onnx=dict(data["onnx"]) if data.get("onnx") else None,
         )
@@ -226,13 +225,14 @@ class Hit:
     text: str
     highlight: tuple[int, int]  # the supporting sentence, as offsets into the source file
     passage_id: int
-    dense: float  # cosine similarity of question and passage
-    lexical: float  # BM25 score, normalised by the question's best possible BM25 score
+    support: float = 0.0  # how likely this passage answers the question (rag.abstention)
+    features: tuple[float, ...] = ()  # the evidence `support` was computed from (not in JSON)
 
     def to_json(self) -> dict[str, Any]:
         return {
             "rank": self.rank,
             "score": round(self.score, 6),
+            "support": round(self.support, 4),
             "source": self.source,
             "title": self.title,
             "start": self.start,
@@ -247,13 +247,18 @@ class Answer:
     """The result of one question: ranked hits, and whether the sources answer it at all."""
 
     question: str
-    answered: bool
+    answered: bool  # support reached the threshold
     hits: tuple[Hit, ...]
-    support: float = 0.0  # how well the best evidence matches; compared with the threshold
+    support: float = 0.0  # the best hit's support
+    threshold: float = 0.5  # the index's abstention threshold
+    missing: tuple[str, ...] = ()  # question words that no shown passage contains
 
     def to_json(self) -> dict[str, Any]:
         return {
             "question": self.question,
             "answered": self.answered,
+            "support": round(self.support, 4),
+            "threshold": round(self.threshold, 4),
+            "missing": list(self.missing),
             "hits": [h.to_json() for h in self.hits],
         }

@@ -14,7 +14,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from .errors import RagError
-from .search import MAX_K, MAX_QUESTION_CHARS, Searcher
+from .checks import MAX_QUESTION_CHARS, check_k
+from .search import Searcher
 from .types import Answer, Hit, Manifest
 
 DEFAULT_K = 5
@@ -52,6 +53,8 @@ CSS = """
   padding: 10px; margin-top: 6px; background: #f6f8fa; }
 .rag-source-text .rag-in-passage { background: #ddf4ff; }
 .rag-footer { color: #57606a; font-size: .85em; }
+.rag-missing { color: #8a4b00; font-size: .95em; }
+.rag-explain { color: #57606a; font-size: .85em; }
 """
 
 # Opening a source scrolls its box to the cited passage (the toggle event does not bubble,
@@ -72,15 +75,17 @@ def esc(text: str) -> str:
     return html.escape(text, quote=True)
 
 
-def strength(hit: Hit, answered: bool) -> tuple[str, str]:
-    """A plain-language cue for how well a passage matches, and its CSS class."""
+def strength(hit: Hit, answered: bool, threshold: float) -> tuple[str, str]:
+    """A plain-language cue from the hit's support (the number the card shows), and its CSS
+    class: at or above the threshold the passage supports an answer; half-way from there to
+    1 it is strong evidence."""
     if not answered:
         return "Not an answer", "none"
-    if hit.dense >= 0.55:
-        return "Strong match", "strong"
-    if hit.dense >= 0.40:
-        return "Good match", "good"
-    return "Weak match", "weak"
+    if hit.support >= threshold + (1.0 - threshold) / 2:
+        return "Strong evidence", "strong"
+    if hit.support >= threshold:
+        return "Supports an answer", "good"
+    return "Weak evidence", "weak"
 
 
 def marked(text: str, offset: int, start: int, end: int) -> str:
@@ -101,8 +106,8 @@ def render_source(source_text: str, hit: Hit) -> str:
     )
 
 
-def render_card(hit: Hit, answered: bool, source_text: str | None) -> str:
-    label, css = strength(hit, answered)
+def render_card(hit: Hit, answered: bool, source_text: str | None, threshold: float) -> str:
+    label, css = strength(hit, answered, threshold)
     classes = "rag-card" + ("" if answered else " not-answer")
     source = (
         '<details class="rag-source"><summary>Open the source in context</summary>'
@@ -114,7 +119,8 @@ def render_card(hit: Hit, answered: bool, source_text: str | None) -> str:
         f'<article class="{classes}" data-rank="{hit.rank}">'
         f'<header><span class="rag-rank">#{hit.rank}</span>'
         f'<span class="rag-strength {css}">{label}</span>'
-        f'<span class="rag-score">score {hit.score:.2f}</span></header>'
+        f'<span class="rag-score" title="support: how likely this passage answers the question (0 to 1)">'
+        f"support {hit.support:.2f}</span></header>"
         f'<div class="rag-citation">{esc(hit.title)} · <code>{esc(hit.source)}</code> · '
         f"characters {hit.start}–{hit.end}</div>"
         f'<p class="rag-passage">{marked(hit.text, hit.start, *hit.highlight)}</p>'
@@ -136,8 +142,21 @@ def render_answer(answer: Answer, texts: dict[str, str]) -> str:
             '<div class="rag-banner unanswered">The sources don\'t answer this. The nearest '
             "passages are listed below for reference; they are not an answer.</div>"
         )
-    cards = "".join(render_card(h, answer.answered, texts.get(h.source)) for h in answer.hits)
-    return f'<div class="rag-results" data-answered="{str(answer.answered).lower()}">{banner}{cards}</div>'
+    missing = (
+        f'<div class="rag-missing">Not found in these passages: {esc(", ".join(answer.missing))}</div>'
+        if answer.missing
+        else ""
+    )
+    explain = (
+        f'<div class="rag-explain">Cards are ranked by relevance. Each card\'s support (0 to 1) says how likely '
+        f"that passage answers the question; the sources count as answering when the best card reaches "
+        f"{answer.threshold:.2f} (this one: {answer.support:.2f}).</div>"
+    )
+    cards = "".join(render_card(h, answer.answered, texts.get(h.source), answer.threshold) for h in answer.hits)
+    return (
+        f'<div class="rag-results" data-answered="{str(answer.answered).lower()}">'
+        f"{banner}{missing}{explain}{cards}</div>"
+    )
 
 
 def render_message(message: str) -> str:
@@ -212,19 +231,9 @@ def ask_json(state: AppState, question: str, k: int = DEFAULT_K) -> dict[str, An
     import gradio as gr
 
     try:
-        return state.get().searcher.ask(question, _k(k)).to_json()
+        return state.get().searcher.ask(question, check_k(k)).to_json()
     except RagError as exc:
         raise gr.Error(str(exc)) from None
-
-
-def _k(k: Any) -> int:
-    try:
-        value = int(k)
-    except (TypeError, ValueError):
-        raise RagError(f"k must be a whole number from 1 to {MAX_K}") from None
-    if not 1 <= value <= MAX_K:
-        raise RagError(f"k must be a whole number from 1 to {MAX_K}, got {value}")
-    return value
 
 
 def ask_html(state: AppState, question: str, k: Any, sources: Sequence[str] | None) -> str:
@@ -239,7 +248,7 @@ def ask_html(state: AppState, question: str, k: Any, sources: Sequence[str] | No
         )
     backend = state.get()
     try:
-        answer = backend.searcher.ask(question, _k(k), list(sources or []))
+        answer = backend.searcher.ask(question, check_k(k), list(sources or []))
     except RagError as exc:
         return render_message(str(exc))
     return render_answer(answer, backend.texts)

@@ -137,7 +137,10 @@ def test_browser_question_to_cited_card_and_source(app: App, tmp_path: Path):
         assert card.locator(".rag-passage mark").count() == 1
         citation = card.locator(".rag-citation").inner_text()
         assert any(seed.name in citation for seed in SEEDS.iterdir()) and "characters" in citation
-        assert "match" in card.locator(".rag-strength").inner_text()
+        label = card.locator(".rag-strength").inner_text()
+        assert label in ("Strong evidence", "Supports an answer")  # the top card of an answered question
+        assert card.locator(".rag-score").inner_text().startswith("support 0.")
+        assert "the best card reaches" in page.locator(".rag-explain").inner_text()
         footer = page.locator("#footer").inner_text()
         assert "5 sources" in footer and "all-MiniLM-L6-v2" in footer
         page.screenshot(path=str(tmp_path / "results.png"), full_page=True)
@@ -149,6 +152,10 @@ def test_browser_question_to_cited_card_and_source(app: App, tmp_path: Path):
         expect(passage).to_be_in_viewport()
         assert passage.inner_text().strip() == card.locator(".rag-passage").inner_text().strip()
         page.screenshot(path=str(tmp_path / "source.png"), full_page=False)
+        # question words the shown passages never contain are listed
+        box.fill("How many tourists visit Bamako each year?")
+        box.press("Enter")
+        expect(page.locator(".rag-missing")).to_contain_text("Not found in these passages: tourists", timeout=30_000)
         # an empty question is a message in the page, not an error
         box.fill("")
         page.locator("#ask").click()
@@ -204,7 +211,7 @@ def test_hostile_source_never_executes(tmp_path: Path):
 def test_load_16_clients(app: App):
     from gradio_client import Client
 
-    questions = [json.loads(line)["question"] for line in (ROOT / "eval" / "seed_questions.jsonl").read_text().splitlines()]
+    questions = [json.loads(line)["question"] for line in (ROOT / "eval" / "seeds" / "dev.jsonl").read_text().splitlines()]
     clients, per_client, k = 16, 50, 5
     latencies: list[float] = []
     failures: list[str] = []

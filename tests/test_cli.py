@@ -59,7 +59,9 @@ def test_ask_json(cli_index: Path):
     answer = json.loads(result.stdout)
     assert answer["question"] == "Which airport was closed after the attack?"
     assert answer["answered"] is True and len(answer["hits"]) == 4
-    assert set(answer["hits"][0]) == {"rank", "score", "source", "title", "start", "end", "text", "highlight"}
+    assert set(answer["hits"][0]) == {"rank", "score", "support", "source", "title", "start", "end", "text", "highlight"}
+    assert answer["support"] == max(h["support"] for h in answer["hits"]) >= answer["threshold"]
+    assert answer["missing"] == []
     assert "Modibo Keita International Airport" in answer["hits"][0]["text"]
     check_citations(answer)
 
@@ -69,7 +71,8 @@ def test_ask_readable(cli_index: Path):
     result = rag("ask", "Who leads the junta?", "--index", str(cli_index), "-k", "2")
     assert result.returncode == 0, result.stderr
     out = result.stdout
-    assert "[1] score" in out and "[2] score" in out and "[3]" not in out
+    assert "[1] support" in out and "[2] support" in out and "[3]" not in out
+    assert "(threshold " in out and ": answered" in out
     assert "characters" in out and "»" in out and "«" in out  # citation line and marked sentence
 
 

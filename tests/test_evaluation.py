@@ -7,12 +7,13 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 from conftest import ROOT, SEEDS, write_corpus
 
 from rag.build import build_index
 from rag.errors import RagError
-from rag.eval_runner import eval_beir, eval_jsonl, format_table, parse_modes, write_report
+from rag.eval_runner import EvalOptions, eval_beir, eval_jsonl, format_table, parse_modes, write_report
 from rag.evaluation import (
     Question,
     containment_judgements,
@@ -49,7 +50,7 @@ def test_containment_is_case_and_space_insensitive():
 
 
 def _hit(rank: int, pid: int, text: str) -> Hit:
-    return Hit(rank, 1.0 / rank, "s.txt", "t", 0, len(text), text, (0, len(text)), pid, 0.5, 0.5)
+    return Hit(rank, 1.0 / rank, "s.txt", "t", 0, len(text), text, (0, len(text)), pid)
 
 
 def test_a_hit_counts_only_if_the_text_it_shows_has_the_answer():
@@ -85,13 +86,16 @@ def jsonl_setup(small_sources: Path, tmp_path: Path, fake_encoder):
 
 def test_eval_jsonl_side_by_side(jsonl_setup):
     path, index_dir, encoder = jsonl_setup
-    report = eval_jsonl(path, index_dir, Searcher(open_index(index_dir), encoder), 5, ["hybrid", "dense", "bm25"], False)
+    report = eval_jsonl(path, index_dir, Searcher(open_index(index_dir), encoder), EvalOptions(k=5))
     data = report.to_json()
     assert data["questions"] == 4 and data["answerable"] == 3
     assert [r["mode"] for r in data["results"]] == ["hybrid", "dense", "bm25"]
     for r in data["results"]:
         assert set(r["metrics"]) >= {"hit@1", "hit@3", "hit@5", "hit@10", "recall@10", "mrr@10", "ndcg@10", "source@1"}
-        assert r["abstention"]["unanswerable"] == 1 and r["latency_ms"]["p50"] >= 0
+        a = r["abstention"]
+        assert a["unanswerable"] == 1 and r["latency_ms"]["p50"] >= 0
+        assert a["answer_rate"] == pytest.approx(1 - a["answerable_abstained"] / 3, abs=1e-4)
+        assert a["abstain_rate"] == a["unanswerable_abstained"] and 0 <= a["auroc"] <= 1
     bm25 = data["results"][2]["metrics"]
     assert bm25["hit@1"] == 1.0  # the lexical signal alone finds all three here
     table = format_table(report)
@@ -101,36 +105,70 @@ def test_eval_jsonl_side_by_side(jsonl_setup):
 def test_failures_name_what_ranked_first(jsonl_setup):
     path, index_dir, encoder = jsonl_setup
     path.write_text(json.dumps({"id": "x", "question": "bakery", "answers": ["nowhere to be found"]}))
-    report = eval_jsonl(path, index_dir, Searcher(open_index(index_dir), encoder), 3, ["hybrid"], False)
+    report = eval_jsonl(path, index_dir, Searcher(open_index(index_dir), encoder), EvalOptions(k=3, modes=("hybrid",)))
     failure = report.results[0].failures[0]
     assert failure["id"] == "x" and failure["first"]["source"] == "bakery.md"
 
 
-def test_calibrate_stores_the_threshold(jsonl_setup):
+def test_calibrate_stores_the_model(jsonl_setup):
     path, index_dir, encoder = jsonl_setup
     before = current_generation(index_dir)
-    report = eval_jsonl(path, index_dir, Searcher(open_index(index_dir), encoder), 5, ["hybrid"], True)
+    report = eval_jsonl(path, index_dir, Searcher(open_index(index_dir), encoder), EvalOptions(k=5, modes=("hybrid",), calibrate=True))
     manifest = read_manifest(index_dir)
-    assert manifest.abstain_calibrated and manifest.abstain_threshold == report.calibration["threshold"]
-    assert manifest.extra["calibration"]["unanswerable"] == 1
+    model = manifest.abstention
+    assert model.calibrated and model.threshold == pytest.approx(report.calibration["threshold"], abs=1e-4)
+    assert "q.jsonl" in model.fitted_on and manifest.extra["calibration"]["unanswerable"] == 1
+    assert not report.calibration["refit_weights"]  # too few questions to refit the weights
+    assert "threshold_only" in report.calibration["out_of_sample"]
     assert current_generation(index_dir) != before  # switched atomically to a new generation
     searcher = Searcher(open_index(index_dir), encoder)
-    assert searcher.threshold == report.calibration["threshold"]
+    assert searcher.threshold == model.threshold
     answers = searcher.ask_many([q["question"] for q in QUESTIONS])
-    threshold = report.calibration["threshold"]
-    assert all(a.answered == (a.support >= threshold) for a in answers)
-    answerable = [a for q, a in zip(QUESTIONS, answers) if q.get("answerable", True)]
-    assert report.calibration["answerable_abstained_rate"] == pytest.approx(
-        sum(not a.answered for a in answerable) / len(answerable)
-    )
-    assert report.calibration["unanswerable_answered_rate"] == float(answers[-1].answered)
+    assert all(a.answered == (a.support >= model.threshold) for a in answers)
+    answerable = np.array([q.get("answerable", True) for q in QUESTIONS])
+    in_sample = report.calibration["in_sample"]
+    assert in_sample["answer_rate"] == pytest.approx(np.mean([a.answered for a, ok in zip(answers, answerable) if ok]), abs=1e-4)
+    assert in_sample["abstain_rate"] == float(not answers[-1].answered)
+
+
+def test_calibrate_to_an_answer_rate(jsonl_setup):
+    path, index_dir, encoder = jsonl_setup
+    report = eval_jsonl(path, index_dir, Searcher(open_index(index_dir), encoder),
+                        EvalOptions(k=5, modes=("hybrid",), calibrate=True, answer_rate=1.0))
+    assert report.calibration["in_sample"]["answer_rate"] == 1.0 and "answer 100%" in report.calibration["rule"]
+
+
+def test_threshold_option_judges_without_storing(jsonl_setup):
+    path, index_dir, encoder = jsonl_setup
+    report = eval_jsonl(path, index_dir, Searcher(open_index(index_dir), encoder), EvalOptions(k=5, modes=("hybrid",), threshold=1.0))
+    assert report.results[0].abstention["answer_rate"] == 0.0 and report.threshold == 1.0
+    assert not read_manifest(index_dir).abstention.calibrated
 
 
 def test_calibrate_needs_both_kinds(jsonl_setup):
     path, index_dir, encoder = jsonl_setup
     path.write_text(json.dumps(QUESTIONS[0]))
     with pytest.raises(RagError, match="both answerable and unanswerable"):
-        eval_jsonl(path, index_dir, Searcher(open_index(index_dir), encoder), 5, ["hybrid"], True)
+        eval_jsonl(path, index_dir, Searcher(open_index(index_dir), encoder), EvalOptions(k=5, modes=("hybrid",), calibrate=True))
+
+
+@pytest.mark.parametrize("line,needle", [
+    ('{"id": "a", "question": "q", "answers": "1921"}', '"answers" must be a list of strings'),
+    ('{"id": "a", "question": "q", "answerable": "false"}', '"answerable" must be true or false'),
+    ('{"id": "a", "question": 7}', '"question" must be a string'),
+    ('{"id": [1], "question": "q"}', '"id" must be a string or a whole number'),
+    ('{"id": "a", "question": "q", "sources": [1]}', '"sources" must be a list of strings'),
+    ('{"id": "a", "question": "q"}\n{"id": "a", "question": "r"}', "used twice"),
+    ('[1, 2]', "must be a JSON object"),
+    ('{"id": "a"}', 'needs an "id" and a "question"'),
+    ('{"id": "a", "question": "q"', "not valid JSON"),
+])
+def test_question_files_are_checked_field_by_field(tmp_path: Path, line: str, needle: str):
+    path = tmp_path / "q.jsonl"
+    path.write_text(line + "\n")
+    with pytest.raises(RagError, match=needle) as info:
+        load_questions(path)
+    assert str(path) in str(info.value) and "\n" not in str(info.value)
 
 
 def make_beir(folder: Path) -> Path:
@@ -155,15 +193,43 @@ def test_beir_folder(tmp_path: Path, fake_encoder):
     assert len(data.corpus) == 3 and data.qrels == {"q1": {"d1": 1}, "q2": {"d2": 1}}
     assert data.questions[0].answers == ("1902",)
     logs: list[str] = []
-    report = eval_beir(folder, tmp_path / "cache", fake_encoder, 10, ["hybrid", "bm25"], logs.append)
+    report = eval_beir(folder, tmp_path / "cache", fake_encoder, EvalOptions(k=10, modes=("hybrid", "bm25")), logs.append)
     assert report.results[0].metrics["hit@1"] == 1.0 and report.results[0].extra["answer@1"] == 1.0
     assert "indexing" in logs[0]
     calls = fake_encoder.passage_calls
-    eval_beir(folder, tmp_path / "cache", fake_encoder, 10, ["hybrid"], logs.append)
+    eval_beir(folder, tmp_path / "cache", fake_encoder, EvalOptions(k=10, modes=("hybrid",)), logs.append)
     assert fake_encoder.passage_calls == calls and "reusing" in logs[-1]  # cached index reused
     (folder / "corpus.jsonl").write_text((folder / "corpus.jsonl").read_text() + "\n" + json.dumps({"_id": "d4", "text": "New."}))
-    eval_beir(folder, tmp_path / "cache", fake_encoder, 10, ["hybrid"], logs.append)
+    eval_beir(folder, tmp_path / "cache", fake_encoder, EvalOptions(k=10, modes=("hybrid",)), logs.append)
     assert fake_encoder.passage_calls == calls + 1  # a changed corpus is indexed again
+
+
+def test_beir_answerable_field_and_calibration(tmp_path: Path, fake_encoder):
+    folder = make_beir(tmp_path / "mini")
+    queries = [json.loads(line) for line in (folder / "queries.jsonl").read_text().splitlines()]
+    queries.append({"_id": "u1", "text": "What colour is the bakery door?", "answerable": False})
+    queries.append({"_id": "u2", "text": "Who painted the volcano?", "answerable": False})
+    queries[0]["answerable"] = True
+    (folder / "queries.jsonl").write_text("\n".join(map(json.dumps, queries)))
+    data = load_beir(folder)
+    assert [(q.id, q.answerable) for q in data.questions] == [("q1", True), ("q2", True), ("u1", False), ("u2", False)]
+    report = eval_beir(folder, tmp_path / "cache", fake_encoder, EvalOptions(k=10, modes=("hybrid",), calibrate=True), lambda m: None)
+    a = report.results[0].abstention
+    assert (a["answerable"], a["unanswerable"]) == (2, 2) and 0 <= a["auroc"] <= 1
+    assert report.results[0].metrics["hit@1"] == 1.0  # ranking metrics over the answerable ones only
+    assert report.calibration["groups"] >= 2  # grouped by the articles' titles
+    assert read_manifest(Path(report.index)).abstention.calibrated
+
+
+@pytest.mark.parametrize("field,value,needle", [("answerable", "false", "true or false"), ("text", 5, '"text" must be a string')])
+def test_beir_fields_are_checked(tmp_path: Path, field, value, needle):
+    folder = make_beir(tmp_path / "mini")
+    queries = [json.loads(line) for line in (folder / "queries.jsonl").read_text().splitlines()]
+    queries[1][field] = value
+    (folder / "queries.jsonl").write_text("\n".join(map(json.dumps, queries)))
+    with pytest.raises(RagError, match=needle) as info:
+        load_beir(folder)
+    assert "queries.jsonl:2" in str(info.value)
 
 
 def test_not_a_beir_folder(tmp_path: Path):
@@ -173,24 +239,28 @@ def test_not_a_beir_folder(tmp_path: Path):
 
 def test_report_files(jsonl_setup, tmp_path: Path):
     path, index_dir, encoder = jsonl_setup
-    report = eval_jsonl(path, index_dir, Searcher(open_index(index_dir), encoder), 5, ["hybrid", "bm25"], False)
+    report = eval_jsonl(path, index_dir, Searcher(open_index(index_dir), encoder), EvalOptions(k=5, modes=("hybrid", "bm25")))
     md, png = write_report(report, tmp_path / "out" / "report.md")
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and "report.png" in md.read_text()
-    assert "| hybrid |" in md.read_text()
+    assert "| hybrid |" in md.read_text() and "AUROC" in md.read_text()
     page, _ = write_report(report, tmp_path / "out" / "report.html")
     assert "<table" in page.read_text() and "<script" not in page.read_text()
 
 
-def test_seed_question_set_shape():
-    questions = load_questions(ROOT / "eval" / "seed_questions.jsonl")
-    assert len(questions) >= 40 and sum(not q.answerable for q in questions) >= 5
-    assert len({q.id for q in questions}) == len(questions)
+def test_seed_question_sets_shape():
+    dev = load_questions(ROOT / "eval" / "seeds" / "dev.jsonl")
+    test = load_questions(ROOT / "eval" / "seeds" / "test.jsonl")
+    both = dev + test
+    assert len(both) >= 150 and len({q.id for q in both}) == len(both)  # no question in both splits
+    kinds = [json.loads(line)["kind"] for f in ("dev", "test") for line in (ROOT / "eval" / "seeds" / f"{f}.jsonl").read_text().splitlines()]
+    assert kinds.count("unanswerable") >= 40 and all(not q.answerable for q, k in zip(both, kinds) if k in ("unanswerable", "off_topic"))
+    assert {q.question.lower() for q in dev}.isdisjoint(q.question.lower() for q in test)
 
 
 @pytest.mark.model
 def test_eval_agrees_with_an_independent_count_from_ask(seed_index: Path, tmp_path: Path):
     env = {"PYTHONPATH": str(ROOT), "HF_HUB_OFFLINE": "1", "PATH": "/usr/bin:/bin"}
-    questions = ROOT / "eval" / "seed_questions.jsonl"
+    questions = ROOT / "eval" / "seeds" / "dev.jsonl"
     run = lambda *a: subprocess.run([sys.executable, "-m", "rag", *a], capture_output=True, text=True, env=env, timeout=600)  # noqa: E731
     evaluated = run("eval", str(questions), "--index", str(seed_index), "-k", "5", "--json")
     assert evaluated.returncode == 0, evaluated.stderr
@@ -218,7 +288,8 @@ def test_eval_cli_errors(tmp_path: Path):
     for args, needle in [
         (("eval", str(tmp_path / "none.jsonl")), "not found"),
         (("eval", str(SEEDS / "000_8eb0f8b079314b7e.txt"), "--modes", "fast"), "--modes"),
-        (("eval", str(tmp_path), "--calibrate"), "--calibrate needs"),
+        (("eval", str(tmp_path)), "not a BEIR folder"),
+        (("eval", str(tmp_path / "q.jsonl"), "--answer-rate", "0.9"), "add --calibrate"),
         (("eval", str(tmp_path / "q.jsonl"), "--report", "out.pdf"), ".md or .html"),
     ]:
         result = run(*args)

@@ -71,7 +71,7 @@ def test_answers_are_the_same_with_either_encoder(seed_index: Path, onnx_encoder
     from rag.store import open_index
 
     index = open_index(seed_index)
-    questions = [q.question for q in load_questions(ROOT / "eval" / "seed_questions.jsonl")]
+    questions = [q.question for q in load_questions(ROOT / "eval" / "seeds" / "dev.jsonl")]
     fast, slow = Searcher(index, onnx_encoder).ask_many(questions, 5), Searcher(index, real_encoder).ask_many(questions, 5)
     for a, b in zip(fast, slow):
         assert a.answered == b.answered and abs(a.support - b.support) < 1e-5

@@ -2,18 +2,19 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
 from conftest import ROOT, SEEDS
 
-from rag.eval_runner import eval_jsonl
+from rag.eval_runner import EvalOptions, eval_jsonl
 from rag.evaluation import contains_answer, load_questions
 from rag.search import Searcher
 from rag.store import open_index
 
 pytestmark = pytest.mark.model
-QUESTIONS = ROOT / "eval" / "seed_questions.jsonl"
+QUESTIONS = ROOT / "eval" / "seeds" / "dev.jsonl"  # the tuning split; test.jsonl is never tuned on
 
 
 @pytest.fixture(scope="module")
@@ -23,26 +24,31 @@ def searcher(seed_index: Path, real_encoder) -> Searcher:
 
 @pytest.fixture(scope="module")
 def report(seed_index: Path, searcher: Searcher):
-    return eval_jsonl(QUESTIONS, seed_index, searcher, 10, ["hybrid"], False).results[0]
+    return eval_jsonl(QUESTIONS, seed_index, searcher, EvalOptions(k=10, modes=("hybrid",))).results[0]
 
 
-def test_question_set_is_well_formed():
-    questions = load_questions(QUESTIONS)
-    assert sum(q.answerable for q in questions) >= 40 and sum(not q.answerable for q in questions) >= 5
+@pytest.mark.parametrize("split", ["dev", "test"])
+def test_question_sets_are_well_formed(split: str):
+    questions = load_questions(ROOT / "eval" / "seeds" / f"{split}.jsonl")
     for q in questions:
-        if q.answerable:  # the answer is really in a named source
-            assert any(contains_answer((SEEDS / s).read_text("utf-8"), q.answers) for s in q.sources), q.id
+        if q.answerable:  # the answer is really in every named source
+            assert q.sources and all(contains_answer((SEEDS / s).read_text("utf-8"), q.answers) for s in q.sources), q.id
 
 
-def test_ranking(report):
-    assert report.metrics["hit@1"] >= 0.75
-    assert report.metrics["hit@5"] >= 0.95
+def test_ranking_guard(report):
+    """A regression guard on the tuning split (figures for the README come from the test split)."""
+    assert report.metrics["hit@1"] >= 0.8
+    assert report.metrics["hit@5"] >= 0.94
 
 
-def test_abstention(report):
-    a = report.abstention
-    assert a["unanswerable_abstained"] == a["unanswerable"]
-    assert a["answerable_abstained"] == 0
+def test_abstention_guard(seed_index: Path, searcher: Searcher):
+    kinds = {str(d["id"]): d["kind"] for d in map(json.loads, QUESTIONS.read_text().splitlines())}
+    questions = load_questions(QUESTIONS)
+    answers = searcher.ask_many([q.question for q in questions], k=5)
+    off = [a for q, a in zip(questions, answers) if kinds[q.id] == "off_topic"]
+    answerable = [a for q, a in zip(questions, answers) if q.answerable]
+    assert sum(not a.answered for a in off) / len(off) >= 0.85
+    assert sum(not a.answered for a in answerable) / len(answerable) <= 0.03
 
 
 def test_highlight_holds_the_answer(searcher: Searcher):

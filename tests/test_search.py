@@ -1,4 +1,4 @@
-"""Stage 5: fusion, de-duplication, highlight, abstention and their guards."""
+"""Stage 5 wired together: exact citations, support and threshold, missing words, modes."""
 
 from __future__ import annotations
 
@@ -7,23 +7,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 from fakes import HashEncoder
-from hypothesis import example, given
-from hypothesis import strategies as st
 
 from rag.build import build_index
+from rag.checks import check_k, check_question
 from rag.errors import RagError
-from rag.search import (
-    SearchConfig,
-    Searcher,
-    calibrate_threshold,
-    check_k,
-    check_question,
-    convex,
-    ranks,
-    rrf,
-    select_spans,
-    top_rows,
-)
+from rag.fusion import FusionConfig
+from rag.search import Searcher
 from rag.store import open_index
 
 
@@ -31,40 +20,6 @@ from rag.store import open_index
 def searcher(small_sources: Path, tmp_path: Path, fake_encoder) -> Searcher:
     build_index(small_sources, tmp_path / "index", fake_encoder)
     return Searcher(open_index(tmp_path / "index"), fake_encoder)
-
-
-def test_rrf_rewards_agreement():
-    dense = np.array([0.9, 0.8, 0.1])
-    lexical = np.array([0.0, 5.0, 4.0])
-    fused = rrf(dense, lexical, k=60)
-    assert np.argmax(fused) == 1  # second in one list and first in the other
-    assert fused[1] == pytest.approx(1 / 62 + 1 / 61)
-
-
-def test_convex_is_a_weighted_sum():
-    assert convex(np.array([1.0, 0.0]), np.array([0.0, 1.0]), 0.25).tolist() == [0.25, 0.75]
-
-
-@given(st.lists(st.floats(-1, 1, allow_nan=False), min_size=1, max_size=50), st.integers(1, 60))
-@example([0.0, 0.0, 1.0, 1.0], 1)  # ties at the cut: the lower index wins, as in a full sort
-def test_top_rows_matches_full_sort(scores, n):
-    scores = np.array(scores)
-    expected = np.lexsort((np.arange(len(scores)), -scores))[:n]
-    assert top_rows(scores, n).tolist() == expected.tolist()
-    assert sorted(ranks(scores).tolist()) == list(range(1, len(scores) + 1))
-
-
-def test_select_spans_never_repeats_a_sentence():
-    s = [(0, 10), (11, 20), (21, 30), (31, 40), (41, 50)]
-    sentences = [s[0:3], s[2:5], s[1:3], [(0, 5)]]
-    sources = ["a", "a", "a", "b"]
-    chosen = select_spans([1, 0, 2, 3], sources, sentences, k=10)
-    # passage 1 whole; passage 0 trimmed to its unseen sentences; 2 adds nothing; 3 is elsewhere
-    assert chosen == [(1, 0, 3), (0, 0, 2), (3, 0, 1)]
-    shown = [sentences[r][a:b] for r, a, b in chosen]
-    flat = [(src, span) for (r, _, _), spans in zip(chosen, shown) for src, span in ((sources[r], x) for x in spans)]
-    assert len(flat) == len(set(flat))
-    assert select_spans([1, 0, 2, 3], sources, sentences, k=1) == [(1, 0, 3)]
 
 
 def test_hits_are_exact_citations(searcher: Searcher, small_sources: Path):
@@ -88,61 +43,54 @@ def test_hits_are_exact_citations(searcher: Searcher, small_sources: Path):
 
 def test_json_shape(searcher: Searcher):
     data = searcher.ask("river ferry bridge", k=2).to_json()
-    assert set(data) == {"question", "answered", "hits"}
-    assert set(data["hits"][0]) == {"rank", "score", "source", "title", "start", "end", "text", "highlight"}
+    assert set(data) == {"question", "answered", "support", "threshold", "missing", "hits"}
+    assert set(data["hits"][0]) == {"rank", "score", "support", "source", "title", "start", "end", "text", "highlight"}
 
 
-def test_modes_differ_and_all_return_citations(small_sources: Path, tmp_path: Path, fake_encoder):
+def test_answered_is_the_best_hit_support_reaching_the_threshold(searcher: Searcher):
+    for question in ("bakery ovens wood", "When did the ferry stop?", "chocolate cake recipe"):
+        answer = searcher.ask(question, k=3)
+        assert answer.support == max(h.support for h in answer.hits)
+        assert answer.answered == (answer.support >= answer.threshold)
+        assert answer.threshold == searcher.index.manifest.abstention.threshold
+        assert all(0.0 < h.support < 1.0 for h in answer.hits)
+
+
+def test_threshold_decides(searcher: Searcher):
+    searcher.abstention = searcher.abstention.with_threshold(1.0)
+    answer = searcher.ask("bakery ovens wood", k=3)
+    assert answer.answered is False and answer.hits
+    searcher.abstention = searcher.abstention.with_threshold(0.0)
+    assert searcher.ask("bakery ovens wood", k=3).answered is True
+
+
+def test_missing_words_are_the_ones_no_shown_passage_holds(searcher: Searcher):
+    answer = searcher.ask("When did the bakery ovens stop burning zanzibar?", k=5)
+    # "burning" and "stop" are found as "burned" and "stopped" (stems, as BM25 matches them);
+    # "When" and "did" are question words, not content; "zanzibar" was never seen
+    assert answer.missing == ("zanzibar",)
+    stem = searcher._stem
+    for k in (1, 2, 3):
+        answer = searcher.ask("When did the bakery ovens stop burning zanzibar?", k=k)
+        shown = {stem(w) for h in answer.hits for w in h.text.lower().replace(".", " ").split()}
+        for word in ("bakery", "ovens", "stop", "burning", "zanzibar"):
+            assert (word in answer.missing) == (stem(word) not in shown)
+    wider = searcher.ask("snow harbour bakery", k=1)  # one passage cannot hold all three
+    assert wider.missing and all(w in ("snow", "harbour", "bakery") for w in wider.missing)
+    assert len(searcher.ask("snow harbour bakery", k=5).missing) < len(wider.missing)
+
+
+def test_missing_words_keep_the_question_spelling(searcher: Searcher):
+    assert searcher.ask("Who founded Atlantis?", k=2).missing == ("founded", "Atlantis")
+
+
+def test_modes_and_fusions_all_return_citations(small_sources: Path, tmp_path: Path, fake_encoder):
     build_index(small_sources, tmp_path / "index", fake_encoder)
     index = open_index(tmp_path / "index")
     for mode in ("dense", "bm25", "hybrid"):
         for fusion in ("rrf", "convex"):
-            answer = Searcher(index, fake_encoder, SearchConfig(mode=mode, fusion=fusion)).ask("snow summit", 3)
+            answer = Searcher(index, fake_encoder, FusionConfig(mode=mode, fusion=fusion)).ask("snow summit", 3)
             assert answer.hits[0].source == "volcano.txt"
-
-
-def test_abstains_below_threshold_and_still_lists_passages(searcher: Searcher):
-    searcher.threshold = 0.99
-    answer = searcher.ask("bakery ovens wood", k=3)
-    assert answer.answered is False and answer.hits
-    searcher.threshold = -1.0
-    assert searcher.ask("bakery ovens wood", k=3).answered is True
-
-
-def test_unrelated_words_do_not_look_like_a_perfect_lexical_match(searcher: Searcher):
-    answer = searcher.ask("spring recipe chocolate cake oven temperature", k=1)
-    assert answer.hits[0].lexical < 0.5
-
-
-def test_calibrate_threshold_separates_and_splits_the_gap():
-    assert calibrate_threshold([0.5, 0.6, 0.7], [0.1, 0.2, 0.3]) == pytest.approx(0.4)
-    t = calibrate_threshold([0.4, 0.6], [0.1, 0.5])  # not separable: one error either way
-    assert 0.1 < t <= 0.6
-
-
-def test_model_mismatch_says_to_rebuild(small_sources: Path, tmp_path: Path, fake_encoder):
-    build_index(small_sources, tmp_path / "index", fake_encoder)
-    other = HashEncoder(name="other-model", dimension=32)
-    with pytest.raises(RagError, match="rebuild with: rag index --full --model other-model"):
-        Searcher(open_index(tmp_path / "index"), other)
-
-
-@pytest.mark.parametrize("question", ["", "   ", "\n\t", None, "x" * 1001])
-def test_bad_questions(question):
-    with pytest.raises(RagError):
-        check_question(question)
-
-
-@pytest.mark.parametrize("k", [0, 101, -1, True, 2.5])
-def test_bad_k(k):
-    with pytest.raises(RagError, match="-k must be"):
-        check_k(k)
-
-
-def test_config_errors_name_the_parameter():
-    for kwargs, name in [({"mode": "x"}, "mode"), ({"fusion": "x"}, "fusion"), ({"alpha": 2}, "alpha"), ({"candidates": 0}, "candidates")]:
-        with pytest.raises(ValueError, match=name):
-            SearchConfig(**kwargs)
 
 
 def test_source_filter(searcher: Searcher):
@@ -152,3 +100,47 @@ def test_source_filter(searcher: Searcher):
     assert {h.source for h in unfiltered.hits} > {"notes/river.txt"}
     with pytest.raises(RagError, match="unknown source"):
         searcher.ask("snow", sources=["nope.txt"])
+
+
+def test_model_mismatch_says_to_rebuild(small_sources: Path, tmp_path: Path, fake_encoder):
+    build_index(small_sources, tmp_path / "index", fake_encoder)
+    other = HashEncoder(name="other-model", dimension=32)
+    with pytest.raises(RagError, match="rebuild with: rag index --full --model other-model"):
+        Searcher(open_index(tmp_path / "index"), other)
+
+
+@pytest.mark.parametrize("question", ["", "   ", "\n\t", None, 7, "x" * 1001])
+def test_bad_questions(question):
+    with pytest.raises(RagError):
+        check_question(question)
+
+
+@pytest.mark.parametrize("k", [0, 101, -1, True, 2.5, float("inf"), float("nan"), "5", None])
+def test_bad_k(k):
+    with pytest.raises(RagError, match="k must be"):
+        check_k(k)
+
+
+def test_whole_float_k_is_accepted():
+    assert check_k(5.0) == 5 and check_k(100) == 100
+
+
+def test_question_words_do_not_steer_bm25(searcher: Searcher):
+    """'who', 'did', 'which' are question frame, not content: they never become BM25 terms."""
+    terms = searcher.terms("Who did which of these things when?")
+    assert terms.words == ("things",)
+
+
+def test_empty_index_answers_nothing(tmp_path: Path, fake_encoder):
+    from dataclasses import replace
+
+    from rag.sources import load_documents
+
+    (tmp_path / "s").mkdir()
+    (tmp_path / "s" / "a.txt").write_text("One short sentence here.\n")
+    build_index(tmp_path / "s", tmp_path / "index", fake_encoder)
+    index = open_index(tmp_path / "index")
+    empty = replace(index, passages=())
+    answer = Searcher(empty, fake_encoder).answer("anything", np.zeros(fake_encoder.dimension, np.float32), 3)
+    assert answer.hits == () and not answer.answered and answer.missing == ("anything",)
+    assert load_documents(tmp_path / "s")

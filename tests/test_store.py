@@ -8,8 +8,6 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from hypothesis import given
-from hypothesis import strategies as st
 
 from rag.build import build_index
 from rag.errors import RagError
@@ -19,7 +17,6 @@ from rag.store import (
     current_generation,
     open_index,
     read_manifest,
-    term_maxima,
     write_index,
 )
 
@@ -80,14 +77,6 @@ def test_faiss_equals_brute_force(tmp_path: Path, fake_encoder):
         expected = np.sort(brute[q])[::-1][:10]
         np.testing.assert_allclose(scores[q], expected, atol=1e-5)
         np.testing.assert_allclose(brute[q][index.rows(ids[q])], scores[q], atol=1e-5)
-
-
-@given(st.lists(st.lists(st.floats(0.125, 10, width=32), max_size=5), min_size=1, max_size=12))
-def test_term_maxima_matches_dense_max(columns):
-    data = np.array([v for col in columns for v in col], dtype=np.float32)
-    indptr = np.cumsum([0] + [len(c) for c in columns])
-    expected = [max(c) if c else 0.0 for c in columns]
-    np.testing.assert_allclose(term_maxima(data, indptr), expected, rtol=1e-6)
 
 
 def test_rebuild_switches_current_and_keeps_ids_growing(small_sources: Path, tmp_path: Path, fake_encoder):

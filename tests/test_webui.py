@@ -14,9 +14,9 @@ from rag.webui import AppState, ask_html, marked, render_answer, render_source, 
 HOSTILE = '<script>window.pwned=1</script> <img src=x onerror="window.pwned=2"> **bold** [x](javascript:alert(1)) & done.'
 
 
-def hit(text: str, start: int = 10, highlight: tuple[int, int] | None = None, dense: float = 0.6) -> Hit:
+def hit(text: str, start: int = 10, highlight: tuple[int, int] | None = None, support: float = 0.6) -> Hit:
     end = start + len(text)
-    return Hit(1, 0.5, "evil.md", "<b>Title</b>", start, end, text, highlight or (start, end), 0, dense, 0.1)
+    return Hit(1, 0.5, "evil.md", "<b>Title</b>", start, end, text, highlight or (start, end), 0, support)
 
 
 def test_marked_wraps_exactly_the_highlight():
@@ -25,8 +25,9 @@ def test_marked_wraps_exactly_the_highlight():
 
 
 def test_hostile_text_is_shown_literally():
-    page = render_answer(Answer("q", True, (hit(HOSTILE),)), {"evil.md": "0123456789" + HOSTILE})
+    page = render_answer(Answer("q", True, (hit(HOSTILE),), missing=("<script>",)), {"evil.md": "0123456789" + HOSTILE})
     assert "<script" not in page and "<img" not in page and "<b>" not in page
+    assert "Not found in these passages: &lt;script&gt;" in page
     assert "&lt;script&gt;window.pwned=1&lt;/script&gt;" in page
     assert "onerror=&quot;window.pwned=2&quot;" in page
     assert "**bold**" in page and "&lt;b&gt;Title&lt;/b&gt;" in page
@@ -43,11 +44,14 @@ def test_source_view_holds_the_whole_article_with_the_passage_marked():
     assert '<span class="rag-in-passage" id="passage-1">The passage here. <mark>And its best sentence.</mark></span>' in view
 
 
-def test_strength_cues():
-    assert strength(hit("x", dense=0.7), True)[0] == "Strong match"
-    assert strength(hit("x", dense=0.45), True)[0] == "Good match"
-    assert strength(hit("x", dense=0.2), True)[0] == "Weak match"
-    assert strength(hit("x", dense=0.9), False)[0] == "Not an answer"
+def test_strength_cues_follow_the_support_the_card_shows():
+    assert strength(hit("x", support=0.8), True, 0.4)[0] == "Strong evidence"  # half-way from 0.4 to 1 is 0.7
+    assert strength(hit("x", support=0.5), True, 0.4)[0] == "Supports an answer"
+    assert strength(hit("x", support=0.2), True, 0.4)[0] == "Weak evidence"
+    assert strength(hit("x", support=0.9), False, 0.4)[0] == "Not an answer"
+    page = render_answer(Answer("q", True, (hit("a", support=0.8), hit("b", support=0.2)), 0.8, 0.4), {})
+    assert page.index("Strong evidence") < page.index("support 0.80") < page.index("Weak evidence") < page.index("support 0.20")
+    assert "reaches 0.40" in page  # the threshold is explained on the page
 
 
 @pytest.fixture
@@ -63,10 +67,16 @@ def test_page_answers_with_cards(state: AppState):
 
 
 def test_page_says_when_the_sources_do_not_answer(state: AppState):
-    state.get().searcher.threshold = 2.0
+    searcher = state.get().searcher
+    searcher.abstention = searcher.abstention.with_threshold(1.0)
     page = ask_html(state, "When did the ferry stop crossing the river?", 2, [])
     assert "The sources don&#x27;t answer this" in page or "The sources don't answer this" in page
     assert "Not an answer" in page and "not-answer" in page
+
+
+def test_page_lists_the_missing_words(state: AppState):
+    page = ask_html(state, "When did the ferry to Zanzibar stop?", 3, [])
+    assert "Not found in these passages: Zanzibar" in page
 
 
 @pytest.mark.parametrize("question, message", [("", "Type a question first"), ("   ", "Type a question first"), ("x" * 1001, "under 1000 characters")])

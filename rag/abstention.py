@@ -1,0 +1,115 @@
+"""Stage 5e, evidence -> "do the sources answer this?": a small logistic model over features
+of each shown passage, and a threshold.
+
+Each hit gets a support in (0, 1) from its own evidence; the answer's support is the best
+hit's, and the question counts as answered when that reaches the index's threshold. The
+model's coefficients are plain JSON (in the index manifest, and for the default model in
+`rag/models/`), fitted by `rag eval --calibrate` or `benchmarks/fit_abstention.py`; nothing
+is pickled. Features (README, "Abstention"):
+
+  sentence      largest cosine of the question and a shown sentence of the passage
+  passage       cosine of the question and the passage
+  negation      1 when the question negates ("not", "n't"...) and the marked sentence does not
+  missing       rarity (idf / the largest idf) of the rarest question word the passage lacks;
+                a word the index has never seen counts as the rarest
+  unseen_share  share of the question's content words the index has never seen
+  score_gap     the passage's ranking score minus the top passage's (0 for the top hit)
+  coverage      share of the question's idf weight that the marked sentence holds
+  missing_name  1 when a question word that looks like a name or figure (capitalised after the
+                first word, or holding a digit) is absent from the passage
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import dataclass, replace
+from importlib import resources
+from typing import Any
+
+import numpy as np
+
+FEATURES = ("sentence", "passage", "negation", "missing", "unseen_share", "score_gap", "coverage", "missing_name")
+
+
+@dataclass(frozen=True)
+class AbstentionModel:
+    """support = 1 / (1 + exp(-(bias + weights . features))); answered when support >= threshold."""
+
+    weights: tuple[float, ...]
+    bias: float
+    threshold: float
+    fitted_on: str  # what the weights and threshold were fitted on, in words
+    features: tuple[str, ...] = FEATURES
+    calibrated: bool = False  # fitted on this index's own questions (rag eval --calibrate)
+
+    def __post_init__(self) -> None:
+        if len(self.weights) != len(self.features):
+            raise ValueError(f"weights has {len(self.weights)} values for {len(self.features)} features")
+        unknown = set(self.features) - set(FEATURES)
+        if unknown:
+            raise ValueError(f"unknown abstention feature(s) {sorted(unknown)}; known: {', '.join(FEATURES)}")
+        if not all(math.isfinite(v) for v in (*self.weights, self.bias)):
+            raise ValueError("abstention weights and bias must be finite numbers")
+        if not 0.0 <= self.threshold <= 1.0:
+            raise ValueError(f"threshold must be between 0 and 1, got {self.threshold}")
+
+    def support(self, features: np.ndarray) -> np.ndarray:
+        """Support of each row of `features` (columns in FEATURES order)."""
+        columns = [FEATURES.index(f) for f in self.features]
+        z = self.bias + np.asarray(features, dtype=np.float64)[:, columns] @ np.asarray(self.weights)
+        return 1.0 / (1.0 + np.exp(-np.clip(z, -50, 50)))
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "features": list(self.features),
+            "weights": [round(w, 6) for w in self.weights],
+            "bias": round(self.bias, 6),
+            "threshold": round(self.threshold, 6),
+            "fitted_on": self.fitted_on,
+            "calibrated": self.calibrated,
+        }
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> AbstentionModel:
+        return cls(
+            weights=tuple(float(w) for w in data["weights"]),
+            bias=float(data["bias"]),
+            threshold=float(data["threshold"]),
+            fitted_on=str(data["fitted_on"]),
+            features=tuple(str(f) for f in data["features"]),
+            calibrated=bool(data.get("calibrated", False)),
+        )
+
+    def with_threshold(self, threshold: float) -> AbstentionModel:
+        return replace(self, threshold=float(threshold))
+
+
+def hit_features(
+    sentence: float, passage: float, question_negated: bool, sentence_negated: bool, missing: float, unseen_share: float,
+    score_gap: float, coverage: float, missing_name: float,
+) -> tuple[float, ...]:
+    """One hit's features, in FEATURES order."""
+    return (sentence, passage, float(question_negated and not sentence_negated), missing, unseen_share, score_gap, coverage,
+            missing_name)
+
+
+_DEFAULT_FILES = {"sentence-transformers/all-MiniLM-L6-v2": "abstention-all-MiniLM-L6-v2.json"}
+_FALLBACK = "abstention-all-MiniLM-L6-v2.json"
+
+
+def default_model(model_name: str) -> AbstentionModel:
+    """The shipped model for an embedding model (fitted for all-MiniLM-L6-v2; other embedding
+    models start from it until `rag eval --calibrate` fits their own)."""
+    name = _DEFAULT_FILES.get(model_name, _FALLBACK)
+    data = json.loads(resources.files("rag.models").joinpath(name).read_text("utf-8"))
+    fitted = AbstentionModel.from_json(data)
+    if model_name not in _DEFAULT_FILES:
+        return replace(fitted, fitted_on=f"{fitted.fitted_on} (for all-MiniLM-L6-v2; not fitted for {model_name})")
+    return fitted
+
+
+def model_for(stored: AbstentionModel, embedding_model: str) -> AbstentionModel:
+    """The model an index answers with: its own calibration when it has one, else the shipped
+    default (so that a newer release's default applies without rebuilding)."""
+    return stored if stored.calibrated else default_model(embedding_model)

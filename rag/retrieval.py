@@ -1,0 +1,95 @@
+"""Stage 5b, question -> candidate passages with their evidence: dense and BM25 retrieval.
+
+The candidates are the union of the nearest passages by cosine (FAISS) and the best by BM25
+(or every passage of the sources a search is limited to). For each candidate, the passage
+cosine, the BM25 score scaled by the best the question could get, and, for each of its
+sentences, the cosine to the question (stored sentence vectors: one dot product) and the
+share of the question's idf weight it holds (stored sentence term lists).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from .lexical import coverage
+from .query import QueryTerms
+from .store import Index
+
+
+@dataclass(frozen=True)
+class QueryWeights:
+    """The question's term ids with their idf, and the idf mass coverage is measured against."""
+
+    known: np.ndarray  # sorted int64 term ids the index has seen
+    idf: np.ndarray  # idf of each known id
+    total: float  # idf of every content word, a word never seen counting as the rarest
+
+
+@dataclass(frozen=True)
+class Candidates:
+    """Row-aligned evidence of the candidate passages; sentence arrays are grouped by
+    candidate, in each passage's sentence order."""
+
+    rows: np.ndarray  # int64 passage rows, ascending
+    dense: np.ndarray  # cosine of question and passage
+    lexical: np.ndarray  # BM25 / best possible BM25 for the question
+    sentence_rows: np.ndarray  # int64 rows of the sentence-vector matrix
+    sentence_owner: np.ndarray  # candidate index of each sentence
+    sentence_first: np.ndarray  # index of each candidate's first sentence in the sentence arrays
+    sentence_cosine: np.ndarray
+    sentence_coverage: np.ndarray
+
+
+def query_weights(terms: QueryTerms, idf: np.ndarray, unseen_idf: float) -> QueryWeights:
+    known = terms.known
+    weights = idf[known].astype(np.float64)
+    return QueryWeights(known, weights, float(weights.sum()) + terms.unseen * unseen_idf)
+
+
+def top_rows(scores: np.ndarray, n: int) -> np.ndarray:
+    """Indices of the `n` largest scores, best first (ties broken by index)."""
+    n = min(n, len(scores))
+    if n <= 0:
+        return np.zeros(0, dtype=np.int64)
+    if n < len(scores):
+        kth = -np.partition(-scores, n - 1)[n - 1]  # the n-th largest score
+        above = np.flatnonzero(scores > kth)
+        part = np.concatenate([above, np.flatnonzero(scores == kth)[: n - len(above)]])
+    else:
+        part = np.arange(len(scores))
+    return part[np.lexsort((part, -scores[part]))]
+
+
+def bm25_scores(index: Index, terms: QueryTerms, rarest: float) -> tuple[np.ndarray, float]:
+    """BM25 of every passage, and the best score any passage could get: the sum of each
+    known term's best score plus, for each word never seen, the rarest term's best."""
+    known = terms.known
+    n = len(index.ids)
+    scores = np.asarray(index.bm25.get_scores_from_ids(known.tolist()), dtype=np.float64) if len(known) else np.zeros(n)
+    return scores, float(index.term_max[known].sum()) + terms.unseen * rarest
+
+
+def retrieve(
+    index: Index, qvec: np.ndarray, terms: QueryTerms, weights: QueryWeights, pool: int, rarest: float,
+    allowed: np.ndarray | None = None,
+) -> Candidates:
+    """Candidates for one encoded question (`qvec`: unit float32 vector); `allowed`, when
+    given, is every row the search may return (a source filter), all of them candidates."""
+    bm25, bound = bm25_scores(index, terms, rarest)
+    if allowed is not None:
+        rows = allowed
+    else:
+        _, ids = index.dense.search(qvec.reshape(1, -1), pool)
+        rows = np.union1d(index.rows(ids[0][ids[0] >= 0]), top_rows(bm25, pool))
+    dense = np.asarray(index.vectors[rows] @ qvec, dtype=np.float64)
+    lexical = bm25[rows] / bound if bound > 0 else np.zeros(len(rows))
+    counts = index.sentence_counts[rows]
+    first = np.zeros(len(rows), dtype=np.int64)
+    np.cumsum(counts[:-1], out=first[1:])
+    owner = np.repeat(np.arange(len(rows)), counts)
+    sentence_rows = np.repeat(index.sentence_starts[rows] - first, counts) + np.arange(int(counts.sum()))
+    cosine = np.asarray(index.sentence_vectors[sentence_rows] @ qvec, dtype=np.float64)
+    cover = coverage(index.sentence_terms, index.sentence_term_offsets, sentence_rows, weights.known, weights.idf, weights.total)
+    return Candidates(rows, dense, lexical, sentence_rows, owner, first, cosine, cover)
