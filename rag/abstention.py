@@ -86,12 +86,17 @@ class AbstentionModel:
 
 
 def hit_features(
-    sentence: float, passage: float, question_negated: bool, sentence_negated: bool, missing: float, unseen_share: float,
-    score_gap: float, coverage: float, missing_name: float,
-) -> tuple[float, ...]:
-    """One hit's features, in FEATURES order."""
-    return (sentence, passage, float(question_negated and not sentence_negated), missing, unseen_share, score_gap, coverage,
-            missing_name)
+    sentence: np.ndarray, passage: np.ndarray, question_negated: bool, sentence_negated: np.ndarray, missing: np.ndarray,
+    unseen_share: float, score_gap: np.ndarray, coverage: np.ndarray, missing_name: np.ndarray,
+) -> np.ndarray:
+    """Features of hits (or of statements: a sentence in its passage), one row each, in FEATURES
+    order; array arguments are per row."""
+    negation = np.asarray(question_negated, dtype=bool) & ~np.asarray(sentence_negated, dtype=bool)
+    columns = [sentence, passage, negation, missing, unseen_share, score_gap, coverage, missing_name]
+    out = np.empty((max(np.size(c) for c in columns), len(columns)))
+    for j, column in enumerate(columns):
+        out[:, j] = column  # a scalar fills its column
+    return out
 
 
 _DEFAULT_FILES = {"sentence-transformers/all-MiniLM-L6-v2": "abstention-all-MiniLM-L6-v2.json"}

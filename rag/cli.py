@@ -318,7 +318,8 @@ def answer_batch(searcher: Any, batch: list[tuple[str, Any]], k: int, out: TextI
             if i in answers:
                 record = {"id": qid, **answers[i].to_json()}
             else:
-                record = {"id": qid, "question": question, "answered": False, "support": 0.0, "missing": [], "hits": [], "error": errors[i]}
+                record = {"id": qid, "question": question, "answered": False, "support": 0.0, "missing": [], "hits": [],
+                          "by_source": [], "figures_differ": False, "error": errors[i]}
             out.write(json.dumps(record, ensure_ascii=False) + "\n")
         out.flush()
 

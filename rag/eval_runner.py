@@ -29,6 +29,7 @@ from .evaluation import (
     abstention,
     answer_hits,
     answer_passages,
+    by_source_figures,
     contains_answer,
     containment_judgements,
     document_run,
@@ -58,6 +59,7 @@ class ModeResult:
     abstention: dict[str, float | int]
     failures: list[dict[str, Any]]
     risk: tuple[tuple[float, ...], tuple[float, ...]] = ((), ())  # (coverage, risk) as the threshold falls
+    by_source: dict[str, float] = field(default_factory=dict)  # rag.evaluation.by_source_figures
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -66,6 +68,7 @@ class ModeResult:
             "hit_at_k": {str(k): round(v, 4) for k, v in self.curve.items()},
             "latency_ms": {k: round(v, 2) for k, v in self.latency_ms.items()},
             "abstention": {k: (round(v, 4) if isinstance(v, float) else v) for k, v in self.abstention.items()},
+            "by_source": {k: round(v, 4) for k, v in self.by_source.items()},
             "failures": self.failures,
         }
 
@@ -159,6 +162,7 @@ def evaluate(
         qrels, run = judge(questions, answers)
         metrics, curve = ir_metrics(qrels, run)
         extra = {**answer_hits(questions, answers, (1, 5, options.k)), **source_hits(questions, answers, (1, 5))}
+        per_source = by_source_figures(questions, answers)
         correct = correct_flags(questions, run, qrels, options.k)
         coverage, risk = risk_coverage(np.array([a.support for a in answers]), correct)
         results.append(
@@ -169,6 +173,7 @@ def evaluate(
                 extra=extra,
                 latency_ms={"p50": percentile(millis, 50), "p95": percentile(millis, 95)},
                 abstention=abstention(questions, answers),
+                by_source=per_source,
                 failures=failures(questions, answers, run, qrels, options.k),
                 risk=(tuple(coverage.tolist()), tuple(risk.tolist())),
             )
@@ -398,6 +403,16 @@ def format_table(report: EvalReport) -> str:
         f"query encoding: {report.encode_ms:.1f} ms per question (batched); p50/p95 are the search alone",
     ]
     lines += [_abstention_line(report, r) for r in report.results]
+    for r in report.results:
+        b = r.by_source
+        if b:
+            parts = [f"by_source ({r.mode}): covers {b['by_source_recall']:.1%} of the sources that answer, adds "
+                     f"{b['by_source_unrelated']:.2f} other sources per question"]
+            if "by_source_multi_recall" in b:
+                parts.append(f"; answered by several: {b['by_source_multi_recall']:.1%} covered ({b['by_source_multi_questions']:.0f} questions)")
+            if "by_source_single_unrelated" in b:
+                parts.append(f"; answered by one: {b['by_source_single_unrelated']:.2f} others added ({b['by_source_single_questions']:.0f} questions)")
+            lines.append("".join(parts))
     if report.calibration:
         c = report.calibration
         oos = c["out_of_sample"]

@@ -281,6 +281,21 @@ def abstention(questions: Sequence[Question], answers: Sequence[Answer]) -> dict
     }
 
 
+def by_source_figures(questions: Sequence[Question], answers: Sequence[Answer]) -> dict[str, float]:
+    """How `by_source` does on answerable questions that name the sources answering them: the
+    share of those sources it covers, and how many other sources it adds, on average (also
+    for questions several sources answer and for those only one does)."""
+    out: dict[str, float] = {}
+    rows = [(set(q.sources), {s.source for s in a.by_source}) for q, a in zip(questions, answers) if q.answerable and q.sources]
+    for name, keep in (("", lambda n: True), ("multi_", lambda n: n > 1), ("single_", lambda n: n == 1)):
+        chosen = [(want, got) for want, got in rows if keep(len(want))]
+        if chosen:
+            out[f"by_source_{name}recall"] = sum(len(want & got) / len(want) for want, got in chosen) / len(chosen)
+            out[f"by_source_{name}unrelated"] = sum(len(got - want) for want, got in chosen) / len(chosen)
+            out[f"by_source_{name}questions"] = float(len(chosen))
+    return out
+
+
 def failures(
     questions: Sequence[Question], answers: Sequence[Answer], run: dict[str, list[str]], qrels: dict[str, dict[str, int]], k: int
 ) -> list[dict[str, Any]]:

@@ -73,18 +73,26 @@ def missing_words(terms: QueryTerms, present: np.ndarray) -> tuple[str, ...]:
     return tuple(word for word, term in zip(terms.words, terms.ids) if term < 0 or term not in found)
 
 
-def name_missing(terms: QueryTerms, present: np.ndarray) -> float:
-    """1.0 when a word of the question that looks like a name or a figure is absent from the
-    shown text (or from the whole index), else 0.0."""
-    missing = set(missing_words(terms, present))
-    return float(any(name and word in missing for word, name in zip(terms.words, terms.names)))
+def name_missing(terms: QueryTerms, present: np.ndarray) -> np.ndarray:
+    """Per row of `present` (rows: passages; columns: `terms.known`), 1.0 when a question word
+    that looks like a name or a figure is absent from that passage (or from the index)."""
+    present = np.atleast_2d(present)
+    known = terms.known.tolist()
+    out = np.zeros(len(present))
+    for term, name in zip(terms.ids, terms.names):
+        if name:
+            out = np.maximum(out, 1.0 if term < 0 else (~present[:, known.index(term)]).astype(float))
+    return out
 
 
-def rarest_missing(terms: QueryTerms, present: np.ndarray, idf: np.ndarray, max_idf: float) -> float:
-    """Rarity (idf / the idf of a word no passage has) of the rarest question word absent from
-    the shown text: 1.0 when the index has never seen one of the words, 0.0 when none is missing."""
+def rarest_missing(terms: QueryTerms, present: np.ndarray, idf: np.ndarray, max_idf: float) -> np.ndarray:
+    """Per row of `present`, the rarity (idf / the idf of a word no passage has) of the rarest
+    question word absent from it: 1.0 when the index has never seen one of the words, 0.0
+    when none is missing."""
+    present = np.atleast_2d(present)
     if terms.unseen:
-        return 1.0
-    known = terms.known
-    absent = known[~np.asarray(present, dtype=bool)]
-    return float(idf[absent].max() / max_idf) if len(absent) else 0.0
+        return np.ones(len(present))
+    if not len(terms.known):
+        return np.zeros(len(present))
+    rarity = idf[terms.known] / max_idf
+    return (np.where(present, 0.0, 1.0) * rarity).max(axis=1)

@@ -100,6 +100,22 @@ def coverage(flat: np.ndarray, offsets: np.ndarray, rows: np.ndarray, known: np.
     return sums / total
 
 
+def present_by_owner(flat: np.ndarray, offsets: np.ndarray, rows: np.ndarray, owner: np.ndarray, n: int,
+                     known: np.ndarray) -> np.ndarray:
+    """(n, len(known)) bool: which of the sorted ids `known` occur in the sentence rows owned by
+    each of n owners (`owner[i]` owns `rows[i]`)."""
+    out = np.zeros((n, len(known)), dtype=bool)
+    if not len(rows) or not len(known):
+        return out
+    pos, firsts = positions(offsets, rows)
+    counts = offsets[rows + 1] - offsets[rows]
+    terms = flat[pos].astype(np.int64)
+    at = np.minimum(np.searchsorted(known, terms), len(known) - 1)
+    hit = known[at] == terms
+    out[np.repeat(owner, counts)[hit], at[hit]] = True
+    return out
+
+
 def present(flat: np.ndarray, offsets: np.ndarray, rows: np.ndarray, known: np.ndarray) -> np.ndarray:
     """Which of the sorted term ids `known` occur in any of the sentence rows."""
     if not len(rows) or not len(known):

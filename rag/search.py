@@ -15,14 +15,16 @@ from .abstention import AbstentionModel, hit_features, model_for
 from .checks import check_k, check_question
 from .embedding import Encoder
 from .errors import RagError
-from .evidence import best_per_candidate, missing_words, name_missing, rarest_missing, select_spans, sentence_scores
+from .evidence import Span, best_per_candidate, missing_words, name_missing, rarest_missing, select_spans, sentence_scores
+from .figures import asked_figures, asked_kind, differ, shifted
 from .fusion import FusionConfig, Signals, fuse
-from .lexical import idf, present
+from .lexical import idf, present, present_by_owner
+from .per_source import SUPPORT_FLOOR, group, ranked_by_source, statement_of, with_evidence
 from .query import QueryTerms, analyze
 from .retrieval import Candidates, QueryWeights, query_weights, retrieve
 from .store import Index
-from .terms import is_negated, stemmer
-from .types import Answer, Hit
+from .terms import QUESTION_STOPWORDS, is_negated, stemmer
+from .types import Answer, Figure, Hit, Passage, Statement
 
 BATCH = 64  # questions encoded per model call in batch work
 CANDIDATES = 100  # taken from each retriever before fusion
@@ -55,6 +57,8 @@ class Searcher:
         self._rarest = float(index.term_max.max()) if len(index.term_max) else 1.0
         self._vocab: dict[str, int] = index.bm25_tokenizer.get_vocab_dict()
         self._stem = stemmer()
+        # stems of question words ("has", "since", "who"...): not content when comparing statements
+        self._function_terms = frozenset(self._vocab[s] for s in map(self._stem, QUESTION_STOPWORDS) if s in self._vocab)
         self._sources = [p.source for p in index.passages]
         self._sentences = [p.sentences for p in index.passages]
         rows: dict[str, list[int]] = {}
@@ -95,7 +99,7 @@ class Searcher:
         return np.sort(np.concatenate([self._rows_of_source[s] for s in sources]))
 
     def answer(self, question: str, qvec: np.ndarray, k: int, sources: Collection[str] | None = None) -> Answer:
-        """Rank, trim, highlight and judge one encoded question."""
+        """Rank, trim, highlight and judge one encoded question, and say what each source says."""
         threshold = self.abstention.threshold
         terms = self.terms(question)
         if not len(self.index.passages):
@@ -110,47 +114,50 @@ class Searcher:
         sentence_max = np.maximum.reduceat(cand.sentence_cosine, cand.sentence_first)
         fused = fuse(Signals(cand.dense, sentence_max, cand.lexical, cand.sentence_coverage[best]), self.config)
         order = np.lexsort((cand.rows, -fused))
+        gap = fused - float(fused[order[0]])
         chosen = select_spans((int(cand.rows[i]) for i in order), self._sources, self._sentences, k)
         position = {int(cand.rows[i]): int(i) for i in order}
-        top = float(fused[order[0]]) if len(order) else 0.0
-        hits = [self._hit(rank, position[row], first, last, cand, fused, top, scores, terms, weights)
+        hits = [self._hit(rank, position[row], first, last, cand, fused, gap, scores, terms, weights)
                 for rank, (row, first, last) in enumerate(chosen, start=1)]
-        shown = np.concatenate([cand.sentence_rows[self._shown(position[row], first, last, cand)] for row, first, last in chosen]) if chosen else np.zeros(0, np.int64)
-        missing = missing_words(terms, self._present(shown, weights))
+        shown = [cand.sentence_rows[self._shown(position[row], first, last, cand)] for row, first, last in chosen]
+        missing = missing_words(terms, self._present(np.concatenate(shown) if shown else np.zeros(0, np.int64), weights))
         best_support = max((h.support for h in hits), default=0.0)
-        return Answer(question, bool(best_support >= threshold), tuple(hits), best_support, threshold, missing)
+        statements, differ = self._by_source(question, cand, scores, terms, weights, threshold)
+        return Answer(question, bool(best_support >= threshold), tuple(hits), best_support, threshold, missing,
+                      statements, differ)
 
     def _shown(self, i: int, first: int, last: int, cand: Candidates) -> np.ndarray:
         """Indices (into the candidate sentence arrays) of the sentences a hit shows."""
         return np.arange(cand.sentence_first[i] + first, cand.sentence_first[i] + last)
 
-    def _present(self, shown: np.ndarray, weights: QueryWeights) -> np.ndarray:
-        return present(self.index.sentence_terms, self.index.sentence_term_offsets, shown, weights.known)
+    def _present(self, rows: np.ndarray, weights: QueryWeights) -> np.ndarray:
+        return present(self.index.sentence_terms, self.index.sentence_term_offsets, rows, weights.known)
 
-    def _hit(self, rank: int, i: int, first: int, last: int, cand: Candidates, fused: np.ndarray, top: float,
+    def _sentence(self, cand: Candidates, j: int) -> tuple[Passage, Span, str]:
+        """The passage, file span and text of candidate sentence j."""
+        owner = int(cand.sentence_owner[j])
+        passage = self.index.passages[int(cand.rows[owner])]
+        span = passage.sentences[j - int(cand.sentence_first[owner])]
+        return passage, span, passage.text[span[0] - passage.start : span[1] - passage.start]
+
+    def _hit(self, rank: int, i: int, first: int, last: int, cand: Candidates, fused: np.ndarray, gap: np.ndarray,
              scores: np.ndarray, terms: QueryTerms, weights: QueryWeights) -> Hit:
-        row = int(cand.rows[i])
-        passage = self.index.passages[row]
-        spans = passage.sentences[first:last]
-        start, end = spans[0][0], spans[-1][1]
         shown = self._shown(i, first, last, cand)
-        pick = int(np.argmax(scores[shown]))
-        highlight = spans[pick]
-        marked = passage.text[highlight[0] - passage.start : highlight[1] - passage.start]
+        pick = int(shown[int(np.argmax(scores[shown]))])
+        passage, highlight, marked = self._sentence(cand, pick)
+        start, end = passage.sentences[first][0], passage.sentences[last - 1][1]
         found = self._present(cand.sentence_rows[shown], weights)
-        missing = rarest_missing(terms, found, self._idf, self._unseen_idf)
         features = hit_features(
-            sentence=float(cand.sentence_cosine[shown].max()),
-            passage=float(cand.dense[i]),
+            sentence=cand.sentence_cosine[shown].max(),
+            passage=cand.dense[i],
             question_negated=terms.negated,
             sentence_negated=is_negated(marked),
-            missing=missing,
+            missing=rarest_missing(terms, found, self._idf, self._unseen_idf),
             unseen_share=terms.unseen / max(len(terms.ids), 1),
-            score_gap=float(fused[i]) - top,
-            coverage=float(cand.sentence_coverage[shown[pick]]),
+            score_gap=gap[i],
+            coverage=cand.sentence_coverage[pick],
             missing_name=name_missing(terms, found),
         )
-        support = float(self.abstention.support(np.array([features]))[0])
         return Hit(
             rank=rank,
             score=float(fused[i]),
@@ -161,6 +168,57 @@ class Searcher:
             text=passage.text[start - passage.start : end - passage.start],
             highlight=highlight,
             passage_id=int(passage.id),
-            support=support,
-            features=features,
+            support=float(self.abstention.support(features)[0]),
+            features=tuple(float(v) for v in features[0]),
         )
+
+    def _by_source(self, question: str, cand: Candidates, scores: np.ndarray, terms: QueryTerms,
+                   weights: QueryWeights, threshold: float) -> tuple[tuple[Statement, ...], bool]:
+        """Each source's statement: its best sentence (picked as a passage's marked sentence is),
+        supported as if marked in the top hit of a search limited to that source; grouped,
+        with the figures the question asks for."""
+        figures_of: dict[int, tuple[Figure, ...]] = {}
+
+        def figures(j: int) -> tuple[Figure, ...]:
+            if j not in figures_of:
+                _, span, text = self._sentence(cand, j)
+                figures_of[j] = shifted(asked_figures(text, question), span[0])
+            return figures_of[j]
+
+        sources = [self._sources[int(cand.rows[o])] for o in cand.sentence_owner]
+        ranked = ranked_by_source(sources, scores)
+        looked = [j for order in ranked.values() for j in order]  # each source's few best sentences
+        if not looked:
+            return (), False
+        found = present_by_owner(self.index.sentence_terms, self.index.sentence_term_offsets, cand.sentence_rows[looked],
+                                 np.arange(len(looked)), len(looked), weights.known)
+        owners = cand.sentence_owner[looked]
+        features = hit_features(
+            sentence=cand.sentence_cosine[looked],
+            passage=cand.dense[owners],
+            question_negated=terms.negated,
+            sentence_negated=np.array([terms.negated and is_negated(self._sentence(cand, j)[2]) for j in looked]),
+            missing=rarest_missing(terms, found, self._idf, self._unseen_idf),
+            unseen_share=terms.unseen / max(len(terms.ids), 1),
+            score_gap=np.zeros(len(looked)),
+            coverage=cand.sentence_coverage[looked],
+            missing_name=name_missing(terms, found),
+        )
+        support = dict(zip(looked, self.abstention.support(features)))
+        floor = max(threshold, SUPPORT_FLOOR)
+        shown = (lambda j: bool(figures(j)) and support[j] >= floor) if asked_kind(question) else None
+        picks = [statement_of(order, scores, shown) for order in ranked.values()]
+        chosen = with_evidence(picks, support, cand.sentence_cosine, threshold)
+        if not chosen:
+            return (), False
+        flat, offsets = self.index.sentence_terms, self.index.sentence_term_offsets
+        term_sets = [frozenset(flat[offsets[r] : offsets[r + 1]].tolist()) - self._function_terms for r in cand.sentence_rows[chosen]]
+        found_figures = [figures(j) for j in chosen]
+        groups = group(term_sets, found_figures)
+        statements = []
+        for n, j in enumerate(chosen):
+            passage, span, text = self._sentence(cand, j)
+            others = tuple(sources[m] for g, m in zip(groups, chosen) if g == groups[n] and m != j)
+            statements.append(Statement(passage.source, self.index.title(passage.source), span[0], span[1], text, span,
+                                        float(support[j]), found_figures[n], groups[n], others))
+        return tuple(statements), differ([list(f) for f in found_figures])

@@ -13,6 +13,7 @@ from typing import Any, Literal
 from .abstention import AbstentionModel
 
 SegmentKind = Literal["prose", "list"]
+FigureKind = Literal["count", "time", "date"]
 
 
 def _check_int(name: str, value: object, low: int, high: int | None = None) -> None:
@@ -243,6 +244,52 @@ class Hit:
 
 
 @dataclass(frozen=True)
+class Figure:
+    """A figure in a source's words (a count, a time of day, a date): its exact span and the
+    interval it states (counts: how many; times: minutes after midnight; dates: no value)."""
+
+    kind: FigureKind
+    start: int
+    end: int
+    text: str
+    low: float | None
+    high: float | None  # None above a low: open-ended ("over seventy")
+
+    def to_json(self) -> dict[str, Any]:
+        return {"kind": self.kind, "start": self.start, "end": self.end, "text": self.text, "low": self.low, "high": self.high}
+
+
+@dataclass(frozen=True)
+class Statement:
+    """What one source says in answer to a question: its best supporting sentence, cited."""
+
+    source: str
+    title: str
+    start: int
+    end: int
+    text: str  # == the source's text[start:end]
+    highlight: tuple[int, int]  # the part that supports the question (here the whole sentence)
+    score: float  # its support, as a hit's
+    figures: tuple[Figure, ...] = ()  # figures of the kind the question asks for, offsets in the file
+    group: int = 0  # statements of one group say the same thing
+    also_reported_by: tuple[str, ...] = ()  # the other sources of its group
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "source": self.source,
+            "title": self.title,
+            "start": self.start,
+            "end": self.end,
+            "text": self.text,
+            "highlight": [self.highlight[0], self.highlight[1]],
+            "score": round(self.score, 4),
+            "figures": [f.to_json() for f in self.figures],
+            "group": self.group,
+            "also_reported_by": list(self.also_reported_by),
+        }
+
+
+@dataclass(frozen=True)
 class Answer:
     """The result of one question: ranked hits, and whether the sources answer it at all."""
 
@@ -252,6 +299,8 @@ class Answer:
     support: float = 0.0  # the best hit's support
     threshold: float = 0.5  # the index's abstention threshold
     missing: tuple[str, ...] = ()  # question words that no shown passage contains
+    by_source: tuple[Statement, ...] = ()  # each source with evidence, best first
+    figures_differ: bool = False  # the statements give figures that cannot all be right
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -261,4 +310,6 @@ class Answer:
             "threshold": round(self.threshold, 4),
             "missing": list(self.missing),
             "hits": [h.to_json() for h in self.hits],
+            "by_source": [s.to_json() for s in self.by_source],
+            "figures_differ": self.figures_differ,
         }

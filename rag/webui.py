@@ -13,10 +13,11 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from .errors import RagError
 from .checks import MAX_QUESTION_CHARS, check_k
+from .errors import RagError
 from .search import Searcher
-from .types import Answer, Hit, Manifest
+from .sources import shorten
+from .types import Answer, Figure, Hit, Manifest, Statement
 
 DEFAULT_K = 5
 EXAMPLES = [
@@ -55,6 +56,26 @@ CSS = """
 .rag-footer { color: #57606a; font-size: .85em; }
 .rag-missing { color: #8a4b00; font-size: .95em; }
 .rag-explain { color: #57606a; font-size: .85em; }
+.rag-quote { margin: 0; padding: 8px 14px; border-left: 4px solid #1b5e20; background: #f6f8fa; color: #1f2328; }
+.rag-quote q { font-size: 1.05em; line-height: 1.5; }
+.rag-quote cite, .rag-statement cite { display: block; font-style: normal; color: #57606a; font-size: .85em; margin-top: 4px; }
+.rag-by-source { border: 1px solid #d0d7de; border-radius: 10px; padding: 8px 14px; background: #fff; color: #1f2328; }
+.rag-by-source h3 { margin: 2px 0 6px; font-size: 1em; }
+.rag-differ { font-weight: 600; color: #8a4b00; margin: 0 0 6px; }
+.rag-statement { padding: 6px 0; border-top: 1px solid #eaeef2; }
+.rag-statement:first-of-type { border-top: none; }
+.rag-statement .rag-title { font-weight: 600; }
+.rag-statement mark.rag-figure, .rag-quote mark.rag-figure { background: #ffd8a8; font-weight: 600; color: inherit; }
+.rag-also { font-size: .9em; color: #57606a; margin-top: 2px; }
+.rag-also summary { cursor: pointer; }
+#results { padding: 0 !important; border: none !important; background: none !important; }
+#results .prose, #results > div { padding: 0 !important; margin: 0 !important; }
+@media (max-width: 640px) {
+  .rag-card, .rag-by-source { padding: 8px 10px; }
+  .rag-results { gap: 10px; }
+  #title h2 { font-size: 1.2em; margin: 0; }
+  #title p { display: none; }
+}
 """
 
 # Opening a source scrolls its box to the cited passage (the toggle event does not bubble,
@@ -94,27 +115,29 @@ def marked(text: str, offset: int, start: int, end: int) -> str:
     return esc(text[:a]) + "<mark>" + esc(text[a:b]) + "</mark>" + esc(text[b:])
 
 
-def render_source(source_text: str, hit: Hit) -> str:
-    """The whole article, the cited passage tinted and its supporting sentence marked."""
-    before, passage, after = source_text[: hit.start], hit.text, source_text[hit.end :]
+def source_view(source_text: str, start: int, end: int, highlight: tuple[int, int], anchor: str) -> str:
+    """The whole article, the cited span tinted and its supporting sentence marked."""
     return (
-        esc(before)
-        + f'<span class="rag-in-passage" id="passage-{hit.rank}">'
-        + marked(passage, hit.start, *hit.highlight)
+        esc(source_text[:start])
+        + f'<span class="rag-in-passage" id="{esc(anchor)}">'
+        + marked(source_text[start:end], start, *highlight)
         + "</span>"
-        + esc(after)
+        + esc(source_text[end:])
     )
+
+
+def render_context(source_text: str | None, start: int, end: int, highlight: tuple[int, int], anchor: str) -> str:
+    """"Open the source in context", for a card or a statement."""
+    if source_text is None:
+        return ""
+    return ('<details class="rag-source"><summary>Open the source in context</summary>'
+            f'<div class="rag-source-text">{source_view(source_text, start, end, highlight, anchor)}</div></details>')
 
 
 def render_card(hit: Hit, answered: bool, source_text: str | None, threshold: float) -> str:
     label, css = strength(hit, answered, threshold)
     classes = "rag-card" + ("" if answered else " not-answer")
-    source = (
-        '<details class="rag-source"><summary>Open the source in context</summary>'
-        f'<div class="rag-source-text">{render_source(source_text, hit)}</div></details>'
-        if source_text is not None
-        else ""
-    )
+    source = render_context(source_text, hit.start, hit.end, hit.highlight, f"passage-{hit.rank}")
     return (
         f'<article class="{classes}" data-rank="{hit.rank}">'
         f'<header><span class="rag-rank">#{hit.rank}</span>'
@@ -128,14 +151,69 @@ def render_card(hit: Hit, answered: bool, source_text: str | None, threshold: fl
     )
 
 
+def marked_figures(text: str, offset: int, figures: Sequence[Figure]) -> str:
+    """`text` (at `offset` in its file) escaped, each figure's span in <mark class="rag-figure">."""
+    out, at = [], 0
+    for f in sorted(figures, key=lambda f: f.start):
+        a, b = f.start - offset, f.end - offset
+        if a < at or b > len(text):
+            continue
+        out += [esc(text[at:a]), '<mark class="rag-figure">', esc(text[a:b]), "</mark>"]
+        at = b
+    return "".join(out) + esc(text[at:])
+
+
+def citation(title: str, source: str, start: int, end: int) -> str:
+    return f"{esc(title)} · <code>{esc(source)}</code> · characters {start}–{end}"
+
+
+def render_quote(answer: Answer) -> str:
+    """The best supporting sentence, quoted with its citation: the top of an answered page."""
+    if not answer.answered or not answer.hits:
+        return ""
+    hit = max(answer.hits, key=lambda h: h.support)
+    a, b = hit.highlight
+    sentence = hit.text[a - hit.start : b - hit.start]
+    return (f'<blockquote class="rag-quote"><q>{esc(sentence)}</q>'
+            f"<cite>{citation(hit.title, hit.source, a, b)}</cite></blockquote>")
+
+
+def render_by_source(answer: Answer, texts: dict[str, str]) -> str:
+    """"What each source says": one row per group of statements that say the same thing, the
+    lead statement with the asked-for figures marked, and who else reports it (each cited)."""
+    if not answer.by_source:
+        return ""
+    rows = []
+    groups: dict[int, list[Statement]] = {}
+    for st in answer.by_source:
+        groups.setdefault(st.group, []).append(st)
+    for members in groups.values():
+        lead, others = members[0], members[1:]
+        also = ""
+        if others:
+            items = "".join(
+                f'<li><cite>{citation(o.title, o.source, o.start, o.end)}</cite>“{marked_figures(o.text, o.start, o.figures)}”'
+                f"{render_context(texts.get(o.source), o.start, o.end, o.highlight, f'statement-{o.source}')}</li>"
+                for o in others
+            )
+            names = ", ".join(esc(shorten(o.title, 48)) for o in others)
+            also = f'<details class="rag-also"><summary>Also reported by {names}</summary><ul>{items}</ul></details>'
+        rows.append(
+            f'<div class="rag-statement" data-source="{esc(lead.source)}">'
+            f'<span class="rag-title">{esc(shorten(lead.title, 48))}</span>: “{marked_figures(lead.text, lead.start, lead.figures)}”'
+            f"<cite>{citation(lead.title, lead.source, lead.start, lead.end)} · support {lead.score:.2f}</cite>"
+            f"{also}{render_context(texts.get(lead.source), lead.start, lead.end, lead.highlight, f'statement-{lead.source}')}</div>"
+        )
+    differ = '<p class="rag-differ">The sources give different figures.</p>' if answer.figures_differ else ""
+    return f'<section class="rag-by-source"><h3>What each source says</h3>{differ}{"".join(rows)}</section>'
+
+
 def render_answer(answer: Answer, texts: dict[str, str]) -> str:
     if answer.answered:
         sources = len({h.source for h in answer.hits})
         banner = (
-            f'<div class="rag-banner answered">{len(answer.hits)} passage'
-            f'{"s" if len(answer.hits) != 1 else ""} from {sources} source'
-            f'{"s" if sources != 1 else ""}, best first. The marked sentence is the one that '
-            "best supports the question.</div>"
+            f'<div class="rag-banner answered">The sources answer this ({len(answer.hits)} passage'
+            f'{"s" if len(answer.hits) != 1 else ""} from {sources} source{"s" if sources != 1 else ""} below).</div>'
         )
     else:
         banner = (
@@ -155,7 +233,7 @@ def render_answer(answer: Answer, texts: dict[str, str]) -> str:
     cards = "".join(render_card(h, answer.answered, texts.get(h.source), answer.threshold) for h in answer.hits)
     return (
         f'<div class="rag-results" data-answered="{str(answer.answered).lower()}">'
-        f"{banner}{missing}{explain}{cards}</div>"
+        f"{banner}{render_quote(answer)}{missing}{render_by_source(answer, texts)}{explain}{cards}</div>"
     )
 
 
@@ -267,9 +345,10 @@ def build_ui(state: AppState) -> Any:
     with gr.Blocks(title="Grounded answers") as demo:
         gr.Markdown(
             "## Ask the sources\nEvery answer is a passage quoted from a source, cited to its "
-            "exact place. Nothing is generated."
+            "exact place. Nothing is generated.",
+            elem_id="title",
         )
-        with gr.Row():
+        with gr.Row(equal_height=True):
             question = gr.Textbox(
                 label="Question",
                 placeholder="e.g. Who claimed responsibility for the attack?",
@@ -278,26 +357,39 @@ def build_ui(state: AppState) -> Any:
                 scale=5,
                 elem_id="question",
             )
-            ask = gr.Button("Ask", variant="primary", scale=1, elem_id="ask")
-        with gr.Row():
-            k = gr.Slider(1, 20, value=DEFAULT_K, step=1, label="Passages to show", elem_id="k")
-            sources = gr.Dropdown(
-                choices=choices,
-                value=[],
-                multiselect=True,
-                label="Only these sources (optional)",
-                elem_id="sources",
-            )
-        gr.Examples(examples=[[e] for e in EXAMPLES], inputs=[question], label="Try one")
+            ask = gr.Button("Ask", variant="primary", scale=1, min_width=80, elem_id="ask")
         results = gr.HTML(elem_id="results")
+        gr.Markdown("Try one:", elem_id="examples-label")
+        with gr.Row(elem_id="examples"):
+            example_buttons = [gr.Button(e, size="sm", elem_classes=["rag-example"]) for e in EXAMPLES]
+        with gr.Accordion("Options", open=False):
+            with gr.Row():
+                k = gr.Slider(1, 20, value=DEFAULT_K, step=1, label="Passages to show", elem_id="k")
+                sources = gr.Dropdown(
+                    choices=choices,
+                    value=[],
+                    multiselect=True,
+                    label="Only these sources (optional)",
+                    elem_id="sources",
+                )
         footer = gr.HTML(render_footer(backend.manifest), elem_id="footer")
 
         def on_ask(q: str, n: float, chosen: list[str]) -> tuple[str, str]:
             page = ask_html(state, q, n, chosen)
             return page, render_footer(state.get().manifest)
 
+        def clear() -> str:  # the old result goes the moment a new question is asked
+            return render_message("Searching the sources…")
+
         for event in (question.submit, ask.click):
-            event(on_ask, [question, k, sources], [results, footer], api_visibility="private")
+            event(clear, None, results, queue=False, api_visibility="private").then(
+                on_ask, [question, k, sources], [results, footer], api_visibility="private"
+            )
+        for button, text in zip(example_buttons, EXAMPLES):  # an example is asked at once
+            button.click(lambda t=text: (t, render_message("Searching the sources…")), None, [question, results],
+                         queue=False, api_visibility="private").then(
+                on_ask, [question, k, sources], [results, footer], api_visibility="private"
+            )
 
         def ask_api(question: str, k: int = DEFAULT_K) -> dict:
             """Ranked, cited passages for a question: the object `rag ask --json` prints."""

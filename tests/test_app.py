@@ -195,6 +195,9 @@ def test_hostile_source_never_executes(tmp_path: Path):
             expect(page.locator(".rag-card").first).to_be_visible(timeout=60_000)
             for card in page.locator(".rag-card").all():
                 card.locator(".rag-source summary").click()
+            statement = page.locator('.rag-statement[data-source="harbour.md"]')  # the panel quotes the hostile file too
+            expect(statement).to_be_visible()
+            statement.locator(".rag-source summary").first.click()
             results = page.locator("#results")
             text = results.inner_text()
             assert "<img src=x onerror=" in text and "**Damage**" in text and "[port authority](javascript:" in text
@@ -206,6 +209,45 @@ def test_hostile_source_never_executes(tmp_path: Path):
             browser.close()
     finally:
         app.stop()
+
+
+@needs_chromium
+def test_phone_page_answers_examples_at_once_and_shows_what_each_source_says(app: App, tmp_path: Path):
+    from playwright.sync_api import expect, sync_playwright
+
+    with sync_playwright() as p:
+        browser = launch_browser(p)
+        page = browser.new_page(viewport={"width": 390, "height": 844}, device_scale_factor=2)
+        page.goto(app.url)
+        # an over-long question gets a message; the next question replaces it at once
+        box = page.locator("#question textarea")
+        box.fill("x" * 1001)
+        box.press("Enter")
+        expect(page.locator(".rag-banner.message")).to_contain_text("under 1000 characters", timeout=30_000)
+        # clicking an example asks it: no need to press Ask
+        page.locator(".rag-example", has_text="How many people were killed").click()
+        expect(page.locator(".rag-banner.message", has_text="under 1000")).to_have_count(0, timeout=2_000)
+        expect(box).to_have_value("How many people were killed in the attack on Bamako?")
+        quote = page.locator(".rag-quote")
+        expect(quote).to_be_visible(timeout=60_000)
+        expect(quote).to_be_in_viewport()  # the first answer is on the first screen of a phone
+        assert quote.locator("cite").inner_text().count("characters") == 1
+        panel = page.locator(".rag-by-source")
+        expect(panel).to_contain_text("What each source says")
+        expect(panel.locator(".rag-differ")).to_have_text("The sources give different figures.")
+        assert panel.locator(".rag-statement").count() >= 3
+        assert panel.locator("mark.rag-figure").count() >= 2
+        sources = {panel.locator(".rag-statement").nth(i).get_attribute("data-source") for i in range(panel.locator(".rag-statement").count())}
+        assert len(sources) >= 3
+        width = page.evaluate("() => document.documentElement.scrollWidth")
+        assert width <= 390  # nothing wider than the phone
+        page.screenshot(path=str(tmp_path / "phone.png"), full_page=False)
+        page.screenshot(path=str(tmp_path / "phone-full.png"), full_page=True)
+        browser.close()
+    keep = os.environ.get("RAG_SCREENSHOTS")
+    if keep:
+        for name in ("phone.png", "phone-full.png"):
+            shutil.copy(tmp_path / name, Path(keep) / name)
 
 
 def test_load_16_clients(app: App):

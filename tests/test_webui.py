@@ -9,7 +9,7 @@ import pytest
 from rag.build import build_index
 from rag.serve import open_backend
 from rag.types import Answer, Hit
-from rag.webui import AppState, ask_html, marked, render_answer, render_source, strength
+from rag.webui import AppState, ask_html, marked, render_answer, source_view, strength
 
 HOSTILE = '<script>window.pwned=1</script> <img src=x onerror="window.pwned=2"> **bold** [x](javascript:alert(1)) & done.'
 
@@ -39,7 +39,7 @@ def test_source_view_holds_the_whole_article_with_the_passage_marked():
     start = source.index("The passage")
     text = "The passage here. And its best sentence."
     best = (source.index("And its"), source.index("And its") + len("And its best sentence."))
-    view = render_source(source, hit(text, start, best))
+    view = source_view(source, start, start + len(text), best, "passage-1")
     assert view.startswith("Intro line.\n") and view.endswith("\nOutro.")
     assert '<span class="rag-in-passage" id="passage-1">The passage here. <mark>And its best sentence.</mark></span>' in view
 
@@ -134,3 +134,40 @@ def test_start_up_keeps_the_index_chunking(small_sources: Path, tmp_path: Path, 
     assert ensure_index(small_sources, tmp_path / "index", logs.append, lambda m: fake_encoder) is fake_encoder
     assert read_manifest(tmp_path / "index").chunking == custom
     assert not any("full rebuild" in line for line in logs)
+
+
+def statement(source: str, text: str, start: int, group: int, figures=(), also=()):
+    from rag.types import Statement
+
+    return Statement(source, f"<i>{source}</i>", start, start + len(text), text, (start, start + len(text)), 0.4,
+                     tuple(figures), group, tuple(also))
+
+
+def test_what_each_source_says_panel():
+    from rag.figures import counts, shifted
+    from rag.types import Answer
+
+    toll = "An estimated 77 people have been killed."
+    zero = "No casualties were reported <script>x</script>."
+    wire = "The airport was closed."
+    answer = Answer("q", True, (hit("a"),), 0.5, 0.1, (), (
+        statement("a.txt", toll, 5, 0, shifted(counts(toll), 5)),
+        statement("b.txt", zero, 0, 1, shifted(counts(zero), 0)),
+        statement("c.txt", wire, 0, 2, also=("d.txt",)),
+        statement("d.txt", wire, 3, 2, also=("c.txt",)),
+    ), True)
+    page = render_answer(answer, {})
+    assert "What each source says" in page and "The sources give different figures." in page
+    assert '<mark class="rag-figure">An estimated 77</mark>' in page and '<mark class="rag-figure">No casualties</mark>' in page
+    assert "<script>" not in page and "&lt;script&gt;x&lt;/script&gt;" in page and "<i>" not in page
+    assert page.count('class="rag-statement"') == 3  # c and d say the same thing: one row
+    assert "Also reported by &lt;i&gt;d.txt&lt;/i&gt;" in page and "characters 3–26" in page  # d keeps its own citation
+    assert page.index("rag-quote") < page.index("What each source says") < page.index("rag-card")
+
+
+def test_quote_is_the_best_supported_sentence_verbatim():
+    text = "First sentence. The supporting one."
+    best = hit(text, 0, (16, len(text)), support=0.9)
+    page = render_answer(Answer("q", True, (best,), 0.9, 0.1), {})
+    assert '<blockquote class="rag-quote"><q>The supporting one.</q>' in page and "characters 16–35" in page
+    assert "rag-quote" not in render_answer(Answer("q", False, (best,), 0.9, 0.95), {})  # not an answer: no quote
