@@ -1,6 +1,6 @@
 """Serve the grounded question-answering app on the seeds (or any sources folder).
 
-    python app.py [--sources DIR] [--index DIR] [--host H] [--port P] [--share]
+    python app.py [--sources DIR] [--index DIR] [--host H] [--port P]
 
 The index is built first when it is missing or out of date with the sources. Host and port
 default to GRADIO_SERVER_NAME / GRADIO_SERVER_PORT, else 127.0.0.1:7860.
@@ -23,9 +23,19 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--sources", type=Path, default=Path("seeds"), help="folder of .txt/.md articles (default: seeds)")
     parser.add_argument("--index", type=Path, default=Path("index"), help="index folder (default: index)")
     parser.add_argument("--host", default=os.environ.get("GRADIO_SERVER_NAME") or "127.0.0.1")
-    parser.add_argument("--port", type=int, default=int(os.environ.get("GRADIO_SERVER_PORT") or 7860))
-    parser.add_argument("--share", action="store_true", help="also open a public Gradio share link")
+    parser.add_argument("--port", type=_port, default=os.environ.get("GRADIO_SERVER_PORT") or "7860",
+                        help="port (default: GRADIO_SERVER_PORT, else 7860)")
     return parser.parse_args(argv)
+
+
+def _port(value: str) -> int:
+    try:
+        port = int(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"the port must be a whole number, got {value!r}") from None
+    if not 0 < port < 65536:
+        raise argparse.ArgumentTypeError(f"the port must be from 1 to 65535, got {port}")
+    return port
 
 
 def log(message: str) -> None:
@@ -39,38 +49,29 @@ def main(argv: list[str] | None = None) -> int:
     from rag.batching import MicroBatchEncoder
     from rag.errors import RagError
     from rag.serve import current_name, ensure_index, open_backend, question_encoder
-    from rag.store import current_generation, read_manifest
-    from rag.webui import CSS, HEAD, AppState, build_ui
+    from rag.server import build_app, serve
+    from rag.store import inspect_index
+    from rag.webui import AppState, build_ui
 
     try:
         loaded = ensure_index(args.sources, args.index, log)
-        generation, model = current_generation(args.index), read_manifest(args.index).model
-        assert generation is not None  # ensure_index has built one
-        encoder = MicroBatchEncoder(question_encoder(generation, model, loaded))
-        state = AppState(lambda: open_backend(args.index, encoder), lambda: current_name(args.index), log=log)
+        state = inspect_index(args.index)
+        if state.manifest is None or state.generation is None:
+            raise RagError(state.message)
+        encoder = MicroBatchEncoder(question_encoder(state.generation, state.manifest.model, loaded))
+        app_state = AppState(lambda: open_backend(args.index, encoder), lambda: current_name(args.index), log=log)
+        app = build_app(app_state, build_ui(app_state))
     except RagError as exc:
         log(f"error: {exc}")
         return 1
-    demo = build_ui(state)
-    demo.queue(default_concurrency_limit=8)
-    try:
-        demo.launch(
-            server_name=args.host,
-            server_port=args.port,
-            share=args.share,
-            prevent_thread_lock=True,
-            quiet=True,
-            css=CSS,
-            head=HEAD,
-        )
     except OSError as exc:
-        log(f"error: cannot serve on {args.host}:{args.port} ({exc}); pass --port with a free port")
+        log(f"error: {exc.strerror or exc}{f' ({exc.filename})' if exc.filename else ''}; check the paths and their permissions")
         return 1
-    log(f"ready in {time.perf_counter() - STARTED:.1f} s: http://{args.host}:{args.port}")
     try:
-        demo.block_thread()
-    except KeyboardInterrupt:
-        pass
+        serve(app, args.host, args.port, lambda: log(f"ready in {time.perf_counter() - STARTED:.1f} s: http://{args.host}:{args.port}"))
+    except OSError as exc:
+        log(f"error: cannot serve on {args.host}:{args.port} ({exc.strerror or exc}); pass --port with a free port")
+        return 1
     return 0
 
 

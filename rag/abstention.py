@@ -72,12 +72,21 @@ class AbstentionModel:
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> AbstentionModel:
+        """The model from its JSON; a missing or mistyped field is a ValueError naming it."""
+        weights, features = data.get("weights"), data.get("features")
+        if not isinstance(weights, list) or not all(isinstance(w, (int, float)) and not isinstance(w, bool) for w in weights):
+            raise ValueError("field 'abstention.weights' must be a list of numbers")
+        if not isinstance(features, list) or not all(isinstance(f, str) for f in features):
+            raise ValueError("field 'abstention.features' must be a list of feature names")
+        for name, kinds in (("bias", (int, float)), ("threshold", (int, float)), ("fitted_on", (str,)), ("calibrated", (bool,))):
+            if name in data and (not isinstance(data[name], kinds) or (isinstance(data[name], bool) and bool not in kinds)):
+                raise ValueError(f"field 'abstention.{name}' has the wrong type")
         return cls(
-            weights=tuple(float(w) for w in data["weights"]),
-            bias=float(data["bias"]),
-            threshold=float(data["threshold"]),
-            fitted_on=str(data["fitted_on"]),
-            features=tuple(str(f) for f in data["features"]),
+            weights=tuple(float(w) for w in weights),
+            bias=float(data.get("bias", 0.0)),
+            threshold=float(data["threshold"]) if "threshold" in data else 0.5,
+            fitted_on=str(data.get("fitted_on", "")),
+            features=tuple(features),
             calibrated=bool(data.get("calibrated", False)),
         )
 

@@ -29,12 +29,13 @@ from .store import (
     FORMAT_VERSION,
     ONNX_DIR,
     Index,
+    IndexState,
     checkpoint,
-    current_generation,
     dense_kind,
     index_lock,
+    inspect_index,
+    is_locked,
     open_index,
-    read_manifest,
     remove_old_generations,
     scratch_folder,
     write_index,
@@ -134,16 +135,20 @@ def build_index(
     documents: Sequence[Document] | None = None,
     full: bool = False,
     log: Callable[[str], None] | None = None,
+    from_files: bool = True,
 ) -> BuildReport:
-    """Bring the index in `index_root` up to date with the sources, as a new generation."""
+    """Bring the index in `index_root` up to date with the sources, as a new generation.
+    `from_files` says the documents are the files under `sources` (False for a benchmark
+    corpus), so readers can check cited files against what was indexed."""
     started = time.perf_counter()
     config = config or ChunkingConfig()
     check_budget(encoder, config)
     docs = list(documents) if documents is not None else load_documents(sources, warn)
     with index_lock(index_root):
-        manifest, reason = _manifest_and_reason(index_root, encoder, config, full)
+        state = inspect_index(index_root)
+        manifest, reason = _manifest_and_reason(state, encoder, config, full)
         if manifest is not None and reason is None and _same_sources(manifest, docs):
-            path = current_generation(index_root)
+            path = state.generation
             assert path is not None
             remove_old_generations(index_root, keep={path.name})  # what killed builds left
             return BuildReport(
@@ -157,35 +162,36 @@ def build_index(
                 reused=manifest.passages,
                 up_to_date=True,
             )
-        previous = None
-        if reason is None:
-            try:
-                previous = open_index(index_root)
-            except RagError as exc:
-                reason = f"the index could not be used ({exc})"
+        previous = open_index(index_root) if reason is None else None  # damaged files: one line, nothing replaced
         if reason and log:
             log(f"full rebuild: {reason}")
-        next_id = manifest.next_id if manifest is not None else 0
+        next_id = manifest.next_id if manifest is not None else int((state.settings or {}).get("next_id", 0))
         reusable = None  # the current ONNX copy, when it is a copy of the same model
-        if not full and manifest is not None and manifest.model == encoder.name and manifest.onnx:
-            reusable = (current_generation(index_root) or index_root) / ONNX_DIR
+        if not full and manifest is not None and manifest.model == encoder.name and manifest.onnx and state.generation:
+            reusable = state.generation / ONNX_DIR
             reusable = reusable if reusable.is_dir() else None
         with scratch_folder(index_root) as scratch:
             onnx = _onnx_copy(encoder, reusable, manifest, scratch / ONNX_DIR)
-            report = _build(sources, index_root, encoder, config, docs, previous, next_id, progress, started, log, onnx)
+            report = _build(sources, index_root, encoder, config, docs, previous, next_id, progress, started, log, onnx,
+                            from_files)
     return replace(report, full_reason=reason, seconds=time.perf_counter() - started)
 
 
 def _manifest_and_reason(
-    index_root: Path, encoder: Encoder, config: ChunkingConfig, full: bool
+    state: IndexState, encoder: Encoder, config: ChunkingConfig, full: bool
 ) -> tuple[Manifest | None, str | None]:
-    """The current manifest (when readable) and why a full rebuild is needed (None if not)."""
-    try:
-        manifest = read_manifest(index_root)
-    except RagError as exc:
-        message = str(exc)
-        return None, "there is no index yet" if message.startswith("no index") else f"the index could not be used ({message})"
-    return manifest, "--full was given" if full else full_rebuild_reason(manifest, encoder, config)
+    """The current manifest (when usable) and why a full rebuild is needed (None if not). An
+    index written by a newer version, or damaged, is never replaced without --full."""
+    if state.problem in ("newer", "damaged"):
+        if not full:
+            raise RagError(state.message)
+        return None, f"--full was given (the index could not be used: {state.message.split(';')[0]})"
+    if state.problem == "none":
+        return None, "there is no index yet"
+    if state.problem == "older":
+        return None, "the index has an older format (" + state.message.split("; ")[0].split("has ")[-1] + ")"
+    assert state.manifest is not None
+    return state.manifest, "--full was given" if full else full_rebuild_reason(state.manifest, encoder, config)
 
 
 def _onnx_copy(
@@ -215,21 +221,35 @@ def _passage_encoder(encoder: Encoder, onnx: Path | None) -> Encoder:
     return OnnxEncoder(onnx, encoder.name)
 
 
-def up_to_date(index_root: Path, model: str, config: ChunkingConfig, docs: Sequence[Document]) -> Manifest | None:
-    """The current manifest when it was built from exactly `docs` with this model and chunking
-    (leftovers of killed builds are then cleaned up), else None. Decided from the manifest
-    alone, so a start-up with nothing to do never loads the model."""
-    with index_lock(index_root):
+def existing_settings(state: IndexState) -> tuple[str | None, ChunkingConfig]:
+    """The model and chunking an existing index was built with (read leniently from an older
+    format), so that updates and rebuilds keep them; (None, defaults) when there is none."""
+    if state.manifest is not None:
+        return state.manifest.model, state.manifest.chunking
+    if state.settings is not None:
         try:
-            manifest = read_manifest(index_root)
+            return state.settings["model"], ChunkingConfig.from_dict(state.settings["chunking"])
+        except (ValueError, TypeError):
+            return state.settings["model"], ChunkingConfig()
+    return None, ChunkingConfig()
+
+
+def up_to_date(index_root: Path, model: str, config: ChunkingConfig, docs: Sequence[Document]) -> Manifest | None:
+    """The current manifest when it was built from exactly `docs` with this model and chunking,
+    else None. Decided from the manifest alone, so a start-up with nothing to do never loads
+    the model; reading needs no lock, and leftovers of killed builds are cleaned up only when
+    no build is running."""
+    state = inspect_index(index_root)
+    manifest = state.manifest
+    if manifest is None or manifest.model != model or manifest.chunking != config or not _same_sources(manifest, docs):
+        return None
+    if state.generation is not None and not is_locked(index_root):
+        try:
+            with index_lock(index_root):
+                remove_old_generations(index_root, keep={state.generation.name})
         except RagError:
-            return None
-        if manifest.model != model or manifest.chunking != config or not _same_sources(manifest, docs):
-            return None
-        path = current_generation(index_root)
-        if path is not None:
-            remove_old_generations(index_root, keep={path.name})
-        return manifest
+            pass  # a build started in between: it cleans up itself
+    return manifest
 
 
 def _same_sources(manifest: Manifest, docs: Sequence[Document]) -> bool:
@@ -248,6 +268,7 @@ def _build(
     started: float,
     log: Callable[[str], None] | None,
     onnx: tuple[Path | None, dict[str, Any] | None, str | None] = (None, None, None),
+    from_files: bool = True,
 ) -> BuildReport:
     """A new generation, reusing the passages of `previous` (an incremental update) when given;
     new ids continue from `next_id`."""
@@ -352,7 +373,8 @@ def _build(
         next_id=next_id,
         faiss_index=dense_kind(len(passages)),
         abstention=abstention,
-        extra={**extra, "sources_dir": str(sources.resolve()), **({"onnx_unavailable": onnx[2]} if onnx[2] else {})},
+        extra={**extra, "sources_dir": str(sources.resolve()), "from_files": from_files,
+               **({"onnx_unavailable": onnx[2]} if onnx[2] else {})},
         onnx=onnx[1],
     )
     path = write_index(

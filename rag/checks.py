@@ -12,6 +12,8 @@ MAX_K = 100
 
 def check_question(question: object) -> str:
     """The question stripped, or a one-line error for a missing, empty or oversized one."""
+    if question is not None and not isinstance(question, str):
+        raise RagError(f"the question must be text, got {type(question).__name__}; give it as a string")
     if not isinstance(question, str) or not question.strip():
         raise RagError('the question is empty; ask something, e.g. rag ask "Who claimed the attack?"')
     question = question.strip()

@@ -60,9 +60,9 @@ def split_long_unit(text: str, span: Span, count: TokenCounter, max_tokens: int)
     single word is that long), keeping every piece within the budget."""
     words = [(span[0] + m.start(), span[0] + m.end()) for m in _WORD.finditer(text[span[0] : span[1]])]
     pieces: list[Span] = []
-    for (ws, we), n in zip(words, count([text[ws:we] for ws, we in words])):
+    for (ws, we), n in zip(words, count_batched(count, [text[ws:we] for ws, we in words])):
         pieces.extend([(ws, we)] if n <= max_tokens else _halve(text, (ws, we), count, max_tokens))
-    counts = count([text[a:b] for a, b in pieces])
+    counts = count_batched(count, [text[a:b] for a, b in pieces])
     out: list[Span] = []
     cur_start, cur_end, total = pieces[0][0], pieces[0][1], counts[0]
     for (a, b), n in zip(pieces[1:], counts[1:]):
@@ -137,6 +137,14 @@ def fit_context(context: str, count: TokenCounter, max_tokens: int) -> str:
     return shorten(" ".join(words[:lo]) + "…", len(context)) if lo else ""
 
 
+COUNT_BATCH = 2048  # units counted per tokenizer call: a huge segment never tokenizes at once
+
+
+def count_batched(count: TokenCounter, texts: Sequence[str]) -> list[int]:
+    """`count(texts)`, COUNT_BATCH texts at a time."""
+    return [n for lo in range(0, len(texts), COUNT_BATCH) for n in count(texts[lo : lo + COUNT_BATCH])]
+
+
 def chunk_segment(
     doc: Document, segment: Segment, count: TokenCounter, config: ChunkingConfig
 ) -> list[Chunk]:
@@ -145,14 +153,14 @@ def chunk_segment(
     units: list[Span] = []
     counts: list[int] = []
     raw = sentence_units(text, segment)
-    for span, n in zip(raw, count([text[a:b] for a, b in raw])):
+    for span, n in zip(raw, count_batched(count, [text[a:b] for a, b in raw])):
         if n <= config.max_tokens:
             units.append(span)
             counts.append(n)
         else:
             pieces = split_long_unit(text, span, count, config.max_tokens)
             units.extend(pieces)
-            counts.extend(count([text[a:b] for a, b in pieces]))
+            counts.extend(count_batched(count, [text[a:b] for a, b in pieces]))
     context = fit_context(segment.context, count, config.max_context_tokens)
     chunks = []
     for i, j in pack_balanced(counts, config.max_tokens, config.overlap_sentences):

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 import time
 from collections.abc import Sequence
@@ -21,6 +22,7 @@ DEFAULT_SOURCES = Path("seeds")
 DEFAULT_INDEX = Path("index")
 EXIT_ERROR = 1
 EXIT_USAGE = 2
+EXIT_INTERNAL = 3
 
 
 class _Parser(argparse.ArgumentParser):
@@ -121,6 +123,19 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 130
     except BrokenPipeError:
         return EXIT_ERROR
+    except MemoryError:
+        sys.stderr.write("error: out of memory; index fewer or smaller sources at a time\n")
+        return EXIT_ERROR
+    except OSError as exc:  # the disk, the network, permissions: one line, never a traceback
+        where = f" ({exc.filename})" if getattr(exc, "filename", None) else ""
+        sys.stderr.write(f"error: {exc.strerror or exc}{where}; check the path, its permissions and free disk space\n")
+        return EXIT_ERROR
+    except Exception as exc:  # noqa: BLE001  (a bug: one line, the traceback only on request)
+        if os.environ.get("RAG_DEBUG"):
+            raise
+        sys.stderr.write(f"error: unexpected {type(exc).__name__}: {' '.join(str(exc).split())[:200]} "
+                         "(a bug; run again with RAG_DEBUG=1 for the traceback and report it)\n")
+        return EXIT_INTERNAL
 
 
 def _warn(message: str) -> None:
@@ -128,52 +143,50 @@ def _warn(message: str) -> None:
 
 
 def cmd_index(args: argparse.Namespace) -> int:
-    from .build import up_to_date
+    from .build import existing_settings, up_to_date
     from .embedding import resolve_model
     from .sources import load_documents
-    from .store import index_lock, read_manifest
+    from .store import index_lock, inspect_index
     from .types import ChunkingConfig
 
     started = time.perf_counter()
     documents = load_documents(args.sources, _warn)  # fail on bad sources before loading the model
-    with index_lock(args.index):  # ...and on a build already running (the build locks again)
-        pass
-    try:  # keep the model and chunking an existing index was built with, unless told otherwise
-        existing: Any = read_manifest(args.index)
-        model, defaults = args.model or existing.model, existing.chunking
-    except RagError:
-        existing, model, defaults = None, args.model, ChunkingConfig()
-    try:
-        config = ChunkingConfig(
-            max_tokens=args.max_tokens or defaults.max_tokens,
-            overlap_sentences=defaults.overlap_sentences if args.overlap is None else args.overlap,
-            max_context_tokens=defaults.max_context_tokens,
-        )
-    except ValueError as exc:
-        raise RagError(str(exc)) from None
-    if not args.full and not args.watch:
-        current = up_to_date(args.index, resolve_model(model)[0], config, documents)
-        if current is not None:
-            _print_up_to_date(len(documents), current.passages, time.perf_counter() - started, args.index)
-            return 0
-    encoder = _build_encoder(args.index, existing, model, args.full)
-    _index_once(args, encoder, config, started, documents)
-    if args.watch:
-        _watch(args, encoder, config)
+    with index_lock(args.index):  # held for the whole command: a second writer is refused at once
+        state = inspect_index(args.index)
+        if state.problem in ("newer", "damaged") and not args.full:
+            raise RagError(state.message)
+        kept_model, defaults = existing_settings(state)  # an index keeps its model and chunking
+        model = args.model or kept_model
+        try:
+            config = ChunkingConfig(
+                max_tokens=args.max_tokens or defaults.max_tokens,
+                overlap_sentences=defaults.overlap_sentences if args.overlap is None else args.overlap,
+                max_context_tokens=defaults.max_context_tokens,
+            )
+        except ValueError as exc:
+            raise RagError(str(exc)) from None
+        if not args.full and not args.watch:
+            current = up_to_date(args.index, resolve_model(model)[0], config, documents)
+            if current is not None:
+                _print_up_to_date(len(documents), current.passages, time.perf_counter() - started, args.index)
+                return 0
+        encoder = _build_encoder(state, model, args.full)
+        _index_once(args, encoder, config, started, documents)
+        if args.watch:
+            _watch(args, encoder, config)
     return 0
 
 
-def _build_encoder(index: Path, existing: Any, model: str | None, full: bool) -> Any:
+def _build_encoder(state: Any, model: str | None, full: bool) -> Any:
     """The index's ONNX copy of its model when an update can use it (no torch to import),
-    else the model itself; a full rebuild always starts from the model. `existing` is the
-    index's manifest, if it has one."""
+    else the model itself; a full rebuild always starts from the model. `state` is the
+    index's IndexState."""
     from .embedding import SentenceTransformerEncoder, resolve_model
     from .onnx_encoder import open_onnx_encoder
-    from .store import current_generation
 
-    generation = current_generation(index)
-    if not full and generation is not None and existing is not None and existing.onnx and existing.model == resolve_model(model)[0]:
-        copy = open_onnx_encoder(generation, existing.model)
+    existing = state.manifest
+    if not full and state.generation is not None and existing is not None and existing.onnx and existing.model == resolve_model(model)[0]:
+        copy = open_onnx_encoder(state.generation, existing.model)
         if copy is not None:
             return copy
     return SentenceTransformerEncoder(model)
@@ -271,15 +284,20 @@ def cmd_ask(args: argparse.Namespace) -> int:
         from .evaluation import read_question_records
 
         batch = [(r["id"], r["question"]) for r in read_question_records(args.questions)]
+    from .freshness import SourceWatch, refresh_hint, with_changes
+
     searcher = open_searcher(args.index, args.model)
+    watch = SourceWatch(searcher.index.manifest)
     if batch is None:
-        answer = searcher.ask(args.question, args.k)
+        answer = with_changes(searcher.ask(args.question, args.k), watch)
+        if answer.changed_sources:
+            _warn(refresh_hint(list(answer.changed_sources), args.index))
         if args.json:
             print(json.dumps(answer.to_json(), ensure_ascii=False))
         else:
             print_answer(answer, sys.stdout)
         return 0
-    answer_batch(searcher, batch, args.k, sys.stdout)
+    answer_batch(searcher, batch, args.k, sys.stdout, watch=watch)
     return 0
 
 
@@ -288,7 +306,7 @@ def open_searcher(index_dir: Path, model: str | None) -> Any:
     from .embedding import resolve_model
     from .search import Searcher
     from .serve import question_encoder
-    from .store import open_index, read_manifest
+    from .store import open_with, read_manifest
 
     manifest = read_manifest(index_dir)
     if model is not None and resolve_model(model)[0] != manifest.model:
@@ -296,13 +314,13 @@ def open_searcher(index_dir: Path, model: str | None) -> Any:
             f"the index was built with model '{manifest.model}', not '{model}'; "
             f"rebuild with: rag index --model {model}, or drop --model"
         )
-    index = open_index(index_dir)
-    return Searcher(index, question_encoder(index.path, index.manifest.model))
+    return open_with(index_dir, lambda index: Searcher(index, question_encoder(index.path, index.manifest.model)))
 
 
-def answer_batch(searcher: Any, batch: list[tuple[str, Any]], k: int, out: TextIO, chunk: int = 512) -> None:
+def answer_batch(searcher: Any, batch: list[tuple[str, Any]], k: int, out: TextIO, chunk: int = 512, watch: Any = None) -> None:
     """One JSON line per input line; a bad question gets an "error" field, not a crash."""
     from .checks import check_question
+    from .freshness import with_changes
 
     for lo in range(0, len(batch), chunk):
         part = batch[lo : lo + chunk]
@@ -316,10 +334,11 @@ def answer_batch(searcher: Any, batch: list[tuple[str, Any]], k: int, out: TextI
         answers = dict(zip((i for i, _ in good), searcher.ask_many([q for _, q in good], k)))
         for i, (qid, question) in enumerate(part):
             if i in answers:
-                record = {"id": qid, **answers[i].to_json()}
+                answer = answers[i] if watch is None else with_changes(answers[i], watch)
+                record = {"id": qid, **answer.to_json()}
             else:
                 record = {"id": qid, "question": question, "answered": False, "support": 0.0, "missing": [], "hits": [],
-                          "by_source": [], "figures_differ": False, "error": errors[i]}
+                          "by_source": [], "figures_differ": False, "changed_sources": [], "error": errors[i]}
             out.write(json.dumps(record, ensure_ascii=False) + "\n")
         out.flush()
 

@@ -238,7 +238,7 @@ def calibrate_index(index_dir: Path, index: Index, data: list[Labelled], source:
     result["threshold"] = round(final.threshold, 4)
     result["in_sample"] = rates(support, np.array([q.answerable for q in data]), final.threshold).to_json()
     manifest = replace(index.manifest, abstention=final, extra={**index.manifest.extra, "calibration": result})
-    replace_manifest(index_dir, manifest)
+    replace_manifest(index_dir, manifest, index.path)
     return result
 
 
@@ -309,7 +309,7 @@ def beir_index(folder: Path, data: BeirSet, cache: Path, encoder: Encoder, log: 
     except RagError:
         log(f"indexing {len(data.corpus)} passages of {data.name} into {index_dir} (once)")
         docs = [d for d in (plain_document(i, text, title) for i, title, text in data.corpus) if d is not None]
-        report = build_index(folder, index_dir, encoder, progress=True, documents=docs)
+        report = build_index(folder, index_dir, encoder, progress=True, documents=docs, from_files=False)
         log(f"indexed into {report.passages} passages in {report.seconds:.0f} s")
     return index_dir
 

@@ -190,11 +190,19 @@ class OnnxEncoder:
 
 
 def open_onnx_encoder(generation: Path, name: str) -> OnnxEncoder | None:
-    """The generation's ONNX copy of its model, or None when it has none or onnxruntime is missing."""
+    """The generation's ONNX copy of its model, or None when it has none or onnxruntime is
+    missing; a damaged copy is a one-line error saying how to rebuild."""
     folder = generation / ONNX_DIR
-    if not (folder / "config.json").is_file():
+    if not folder.is_dir():
         return None
     try:
         return OnnxEncoder(folder, name)
     except ImportError:
         return None
+    except Exception as exc:  # noqa: BLE001 (onnxruntime and tokenizers raise their own types)
+        from .errors import RagError
+
+        detail = " ".join(str(exc).split())[:120] or type(exc).__name__
+        raise RagError(
+            f"the index's copy of the model in {folder} is damaged ({detail}); rebuild it with: rag index --full"
+        ) from None

@@ -7,9 +7,9 @@ from pathlib import Path
 from typing import Any
 
 from .errors import RagError
+from .freshness import SourceWatch
 from .search import Searcher
-from .store import current_generation, open_index, read_manifest, read_texts
-from .types import ChunkingConfig
+from .store import Index, current_generation, inspect_index, is_locked, open_with, read_texts
 from .webui import Backend
 
 
@@ -20,28 +20,44 @@ def ensure_index(
 
     Returns the model when it had to be loaded to build, else None: an up-to-date index is
     checked from its manifest, without importing torch."""
-    from .build import build_index, up_to_date
+    from .build import build_index, existing_settings, up_to_date
     from .embedding import SentenceTransformerEncoder, resolve_model
     from .sources import load_documents
 
-    docs = load_documents(sources, lambda m: log(f"warning: {m}"))
+    state = inspect_index(index)
+    if state.problem in ("newer", "damaged"):
+        raise RagError(state.message)
     try:
-        manifest = read_manifest(index)
-        model, config = manifest.model, manifest.chunking
-    except RagError:
-        model, config = None, ChunkingConfig()
+        docs = load_documents(sources, lambda m: log(f"warning: {m}"))
+    except RagError as exc:  # a bad source file: keep answering from the index as it was built
+        if state.manifest is None:
+            raise
+        log(f"error: {exc}; serving the index as built at {state.manifest.built_at} until that is fixed")
+        return None
+    model, config = existing_settings(state)
     if up_to_date(index, resolve_model(model)[0], config, docs) is not None:
         return None
+    if is_locked(index):  # readers never wait for a writer
+        if state.manifest is not None:
+            log(f"another process is building the index in {index}; serving the current generation until it switches")
+            return None
+        raise RagError(f"another process is building the first index in '{index}'; start the app when it has finished")
     encoder = (load_model or SentenceTransformerEncoder)(model)
-    report = build_index(
-        sources,
-        index,
-        encoder,
-        config,
-        progress=True,
-        documents=docs,
-        log=lambda m: log(f"building the index in {index} ({m})"),
-    )
+    try:
+        report = build_index(
+            sources,
+            index,
+            encoder,
+            config,
+            progress=True,
+            documents=docs,
+            log=lambda m: log(f"building the index in {index} ({m})"),
+        )
+    except RagError:
+        if state.manifest is None or not is_locked(index):
+            raise
+        log(f"another process started building the index in {index}; serving the current generation until it switches")
+        return encoder
     if not report.up_to_date:
         log(f"indexed {report.documents} sources into {report.passages} passages in {report.seconds:.1f} s")
     return encoder
@@ -64,8 +80,10 @@ def question_encoder(generation: Path, model: str, loaded: Any = None) -> Any:
 
 def open_backend(index: Path, encoder: Any) -> Backend:
     """The current generation, ready to serve, with the source texts it was built from."""
-    opened = open_index(index)
-    return Backend(searcher=Searcher(opened, encoder), texts=read_texts(opened.path))
+    def backend(opened: Index) -> Backend:
+        return Backend(Searcher(opened, encoder), read_texts(opened.path), SourceWatch(opened.manifest))
+
+    return open_with(index, backend)
 
 
 def current_name(index: Path) -> str | None:

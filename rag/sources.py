@@ -8,6 +8,7 @@ cut into a passage. Nothing is deleted from the text: offsets keep pointing at t
 from __future__ import annotations
 
 import hashlib
+import os
 import re
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -66,42 +67,109 @@ class Line:
     heading: str = ""  # for title/heading lines: the heading's text
 
 
-def discover(root: Path) -> list[Path]:
-    """Every .txt and .md file under `root`, recursively, in a stable order; hidden ones skipped."""
+MAX_SOURCE_MB = 20.0  # one source file at most; RAG_MAX_SOURCE_MB raises it (README: "Sources")
+
+
+def max_source_bytes() -> int:
+    """The size cap of one source file, in bytes (RAG_MAX_SOURCE_MB, else MAX_SOURCE_MB)."""
+    raw = os.environ.get("RAG_MAX_SOURCE_MB", "")
+    try:
+        mb = float(raw) if raw.strip() else MAX_SOURCE_MB
+    except ValueError:
+        raise RagError(f"RAG_MAX_SOURCE_MB must be a number of megabytes, got {raw!r}") from None
+    if not mb > 0:
+        raise RagError(f"RAG_MAX_SOURCE_MB must be above 0, got {raw!r}")
+    return int(mb * 1_000_000)
+
+
+def _shown(name: str) -> str:
+    """A file name fit for a message, whatever bytes it holds."""
+    return os.fsencode(name).decode("utf-8", "backslashreplace")
+
+
+def discover(root: Path, warn: Callable[[str], None] | None = None) -> list[Path]:
+    """Every .txt and .md file under `root`, recursively, in a stable order.
+
+    Hidden files and folders are skipped. Symbolic links are followed only while they stay
+    inside `root`: a link that leaves the folder (or loops) is skipped with a warning naming
+    it, so a link can never expose a file outside the sources to the app's readers. A name
+    that is not valid UTF-8 is an error naming it (the index records names as UTF-8)."""
     if not root.exists():
-        raise RagError(
-            f"sources folder '{root}' does not exist; pass --sources DIR with your .txt/.md files"
-        )
+        raise RagError(f"sources folder '{root}' does not exist; pass --sources DIR with your .txt/.md files")
     if not root.is_dir():
         raise RagError(f"sources path '{root}' is not a folder; pass --sources DIR")
-    found = []
-    for path in root.rglob("*"):
-        rel = path.relative_to(root)
-        if any(part.startswith(".") for part in rel.parts):
-            continue
-        if path.is_file() and path.suffix.lower() in SOURCE_SUFFIXES:
-            found.append(path)
+    top = root.resolve()
+    found: list[Path] = []
+    seen_dirs = {top}
+
+    def inside(path: Path) -> bool:
+        try:
+            real = path.resolve(strict=True)
+        except (OSError, RuntimeError):  # dangling, or a loop of links
+            return False
+        return real == top or top in real.parents
+
+    for folder, dirs, files in os.walk(root, followlinks=True):
+        here = Path(folder)
+        for name in list(dirs):
+            path = here / name
+            rel = path.relative_to(root).as_posix()
+            if name.startswith("."):
+                dirs.remove(name)
+            elif path.is_symlink() and (not inside(path) or path.resolve() in seen_dirs):
+                dirs.remove(name)
+                if warn:
+                    warn(f"skipping {_shown(rel)}/: a link that leaves the sources folder or loops back into it")
+            else:
+                seen_dirs.add(path.resolve())
+        for name in files:
+            path = here / name
+            if name.startswith(".") or path.suffix.lower() not in SOURCE_SUFFIXES:
+                continue
+            rel = path.relative_to(root).as_posix()
+            try:
+                rel.encode("utf-8")
+            except UnicodeEncodeError:
+                raise RagError(f"the file name '{_shown(rel)}' is not valid UTF-8; rename it (or move it out of the sources folder)") from None
+            if path.is_symlink() and not inside(path):
+                if warn:
+                    warn(f"skipping {rel}: a link to a file outside the sources folder (links must stay inside it)")
+                continue
+            if path.is_file():
+                found.append(path)
     return sorted(found, key=lambda p: p.relative_to(root).as_posix())
 
 
 def decode(raw: bytes, name: str) -> str:
     """The file's text exactly as stored (no newline translation), or a one-line error."""
+    if b"\x00" in raw:
+        raise RagError(f"{name} holds NUL bytes, so it is not a text file; move it out of the sources folder")
     try:
         return raw.decode("utf-8")
     except UnicodeDecodeError as exc:
         raise RagError(
-            f"{name} is not valid UTF-8 (byte {exc.start}); convert it to UTF-8 or move it "
-            "out of the sources folder"
+            f"{name} is not valid UTF-8 (byte {exc.start}); convert it to UTF-8 or move it out of the sources folder"
         ) from None
 
 
-def read_source(root: Path, path: Path) -> Document | None:
+def read_source(root: Path, path: Path, limit: int | None = None) -> Document | None:
     """Read one source file; None when it holds no text (the caller warns)."""
     source_id = path.relative_to(root).as_posix()
+    limit = max_source_bytes() if limit is None else limit
     try:
+        size = path.stat().st_size
+        if size > limit:
+            raise RagError(
+                f"{source_id} is {size / 1e6:.1f} MB, over the {limit / 1e6:g} MB limit for one source; split it, or set "
+                "RAG_MAX_SOURCE_MB to raise the limit"
+            )
         raw = path.read_bytes()
+    except FileNotFoundError:
+        raise RagError(f"{source_id} disappeared while the sources were read; run again") from None
     except OSError as exc:
         raise RagError(f"cannot read {source_id}: {exc.strerror}; check its permissions") from None
+    if len(raw) > limit:  # grew since it was measured
+        raise RagError(f"{source_id} grew past the {limit / 1e6:g} MB limit while it was read; run again")
     text = decode(raw, source_id)
     return parse_document(source_id, text, hashlib.sha256(raw).hexdigest())
 
@@ -133,6 +201,9 @@ def plain_document(source_id: str, text: str, title: str = "") -> Document | Non
     return Document(source_id, text, title.strip() or shorten(stripped, TITLE_MAX_CHARS), digest, (segment,))
 
 
+_BLANK = " \t\n\r\x0b\x0c\ufeff\u00a0\u2000\u2001\u2002\u2003\u2004\u2005\u2006\u2007\u2008\u2009\u200a\u2028\u2029\u202f\u205f\u3000"
+
+
 def iter_lines(text: str) -> Iterator[tuple[int, int]]:
     """(start, end) of each line's stripped content, for \\n, \\r\\n and \\r line ends."""
     for match in re.finditer(r"[^\r\n]*(?:\r\n|\r|\n|$)", text):
@@ -140,8 +211,8 @@ def iter_lines(text: str) -> Iterator[tuple[int, int]]:
             break
         line = match.group()
         body = line.rstrip("\r\n")
-        stripped_left = len(body) - len(body.lstrip())
-        content = body.strip()
+        stripped_left = len(body) - len(body.lstrip(_BLANK))  # a byte-order mark counts as blank
+        content = body.strip(_BLANK)
         start = match.start() + stripped_left
         yield start, start + len(content)
 
@@ -290,10 +361,13 @@ def shorten(text: str, limit: int) -> str:
 
 
 def load_documents(root: Path, warn: Callable[[str], None] | None = None) -> list[Document]:
-    """Read every source under `root`; empty files are skipped with a warning."""
+    """Read every source under `root`; empty files are skipped with a warning. A file that
+    cannot be indexed as it is (not UTF-8, binary, too big, unreadable) stops the build with a
+    one-line error naming it, so the index is never rebuilt without it by accident."""
     documents = []
-    for path in discover(root):
-        doc = read_source(root, path)
+    limit = max_source_bytes()
+    for path in discover(root, warn):
+        doc = read_source(root, path, limit)
         if doc is None:
             if warn:
                 warn(f"skipping {path.relative_to(root).as_posix()}: it holds no article text")

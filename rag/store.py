@@ -36,13 +36,13 @@ from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import numpy as np
 
 from .errors import RagError
 from .lexical import build_bm25, new_bm25_tokenizer, sentence_terms
-from .types import Manifest, Passage
+from .types import Manifest, Passage, field_of
 
 FORMAT_VERSION = 3  # 2: onnx/ (a verified ONNX copy of the model); 3: sentence term lists, abstention model
 SENTENCE_TERMS = "sentence_terms.npy"
@@ -137,32 +137,67 @@ def checkpoint(name: str) -> None:
         time.sleep(3600)
 
 
+_HELD: dict[Path, int] = {}  # index folders this process holds the lock of, and how deeply
+
+
+def _locked_by(root: Path) -> str:
+    try:
+        return (root / ".lock").read_text("utf-8").strip() or "another process"
+    except OSError:
+        return "another process"
+
+
 @contextmanager
 def index_lock(root: Path) -> Iterator[None]:
     """Hold the index folder for writing; a second writer is refused, never interleaved.
-    The lock dies with its process, so a killed build never leaves the folder locked."""
+    Re-entrant within a process (a command holds it while it loads the model and builds). The
+    lock dies with its process, so a killed build never leaves the folder locked."""
     import fcntl
 
+    check_index_path(root)
+    key = root.resolve()
+    if _HELD.get(key):
+        _HELD[key] += 1
+        try:
+            yield
+        finally:
+            _HELD[key] -= 1
+        return
     root.mkdir(parents=True, exist_ok=True)
     with open(root / ".lock", "a+", encoding="utf-8") as fh:
         try:
             fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
-            fh.seek(0)
-            holder = fh.read().strip() or "another process"
             raise RagError(
-                f"another rag index is writing '{root}' ({holder}); wait for it to finish, then run again"
+                f"another process is writing the index in '{root}' ({_locked_by(root)}); wait for it to finish, then run again"
             ) from None
         fh.seek(0)
         fh.truncate()
         fh.write(f"pid {os.getpid()}")
         fh.flush()
+        _HELD[key] = 1
         try:
             yield
         finally:
+            _HELD.pop(key, None)
             fh.seek(0)
             fh.truncate()
             fcntl.flock(fh, fcntl.LOCK_UN)
+
+
+def is_locked(root: Path) -> bool:
+    """Whether another process holds the index folder's lock (a build is running)."""
+    try:
+        with index_lock(root):
+            return False
+    except RagError:
+        return True
+
+
+def check_index_path(root: Path) -> None:
+    """An index path must be a folder (or not exist yet)."""
+    if root.exists() and not root.is_dir():
+        raise RagError(f"--index '{root}' is a file, not an index folder; give a folder (it is created if missing)")
 
 
 def write_index(
@@ -251,20 +286,25 @@ def scratch_folder(root: Path) -> Iterator[Path]:
         shutil.rmtree(path, ignore_errors=True)
 
 
-def replace_manifest(root: Path, manifest: Manifest) -> Path:
-    """Make a new generation that differs from the current one only in its manifest (its other
-    files are hard links, so this costs no copying), and switch to it."""
-    gen = current_generation(root)
-    if gen is None:
-        raise RagError(f"no index in '{root}'; build it with: rag index --index {root}")
+def replace_manifest(root: Path, manifest: Manifest, expected: Path) -> Path:
+    """Make a new generation that differs from `expected` (the generation `manifest` was made
+    from) only in its manifest (its other files are hard links, so this costs no copying), and
+    switch to it. A writer like any other: it holds the lock, and refuses when another build
+    has switched the index since `expected` was read."""
+    with index_lock(root):
+        gen = current_generation(root)
+        if gen is None or gen.name != expected.name:
+            raise RagError(
+                f"the index in '{root}' changed while it was being calibrated (another build finished); run the calibration again"
+            )
 
-    def fill(tmp: Path) -> None:
-        tmp.rmdir()
-        shutil.copytree(gen, tmp, copy_function=os.link)
-        (tmp / "manifest.json").unlink()
-        _write_manifest(tmp, manifest)
+        def fill(tmp: Path) -> None:
+            tmp.rmdir()
+            shutil.copytree(gen, tmp, copy_function=_link_or_copy)
+            (tmp / "manifest.json").unlink()
+            _write_manifest(tmp, manifest)
 
-    return _commit_generation(root, fill)
+        return _commit_generation(root, fill)
 
 
 def _write_manifest(folder: Path, manifest: Manifest) -> None:
@@ -274,11 +314,14 @@ def _write_manifest(folder: Path, manifest: Manifest) -> None:
 def _commit_generation(root: Path, fill: Callable[[Path], None]) -> Path:
     """Let `fill` write a generation under a temporary name, flush it, rename it into place
     and make it current; on any failure the temporary folder is removed and CURRENT is kept."""
-    root.mkdir(parents=True, exist_ok=True)
     now = time.time()  # microseconds, so that names sort in build order even within a second
     name = f"gen-{time.strftime('%Y%m%dT%H%M%S', time.localtime(now))}.{int(now % 1 * 1e6):06d}-{secrets.token_hex(3)}"
     tmp = root / f".tmp-{name}"
-    tmp.mkdir()
+    try:
+        root.mkdir(parents=True, exist_ok=True)
+        tmp.mkdir()
+    except OSError as exc:
+        raise RagError(f"cannot create the index folder '{root}' ({exc.strerror or exc}); check the path and its permissions") from None
     try:
         fill(tmp)
         _fsync_tree(tmp)
@@ -287,6 +330,12 @@ def _commit_generation(root: Path, fill: Callable[[Path], None]) -> Path:
         checkpoint("renamed")
         _switch_current(root, name)
         checkpoint("switched")
+    except OSError as exc:  # a full disk, a read-only or vanished folder: the current index stays as it was
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise RagError(
+            f"cannot write the new index generation in '{root}' ({exc.strerror or exc}); free disk space or fix the "
+            "folder's permissions, then run again (the current index is unchanged)"
+        ) from None
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
@@ -306,12 +355,62 @@ def _switch_current(root: Path, name: str) -> None:
 
 def current_generation(root: Path) -> Path | None:
     """The live generation's folder, or None when `root` holds no complete index."""
+    check_index_path(root)
     try:
         name = (root / CURRENT).read_text("utf-8").strip()
     except (FileNotFoundError, NotADirectoryError):
         return None
+    except (OSError, UnicodeDecodeError):
+        raise RagError(f"the index in '{root}' is damaged ({CURRENT} is unreadable); rebuild it with: rag index --full") from None
+    if not name or "/" in name or name.startswith("."):
+        raise RagError(f"the index in '{root}' is damaged ({CURRENT} names no generation); rebuild it with: rag index --full")
     path = root / name
-    return path if name and path.is_dir() else None
+    return path if path.is_dir() else None
+
+
+@dataclass(frozen=True)
+class IndexState:
+    """What an index folder holds, read once (CURRENT, then that generation's manifest)."""
+
+    root: Path
+    generation: Path | None
+    manifest: Manifest | None  # set when the index can be used as it is
+    problem: str | None = None  # why it cannot: "none", "older", "newer", "damaged"
+    message: str = ""  # a one-line explanation saying what to do
+    settings: dict[str, Any] | None = None  # model, chunking and next_id recovered from an older format
+
+
+def inspect_index(root: Path) -> IndexState:
+    """The state of the index in `root`, from one reading of CURRENT."""
+    gen = current_generation(root)
+    if gen is None:
+        return IndexState(root, None, None, "none", f"no index in '{root}'; build it with: rag index --index {root}")
+    rebuild = "rebuild it with: rag index --full (this replaces it)"
+    try:
+        data = json.loads((gen / "manifest.json").read_text("utf-8"))
+    except (OSError, UnicodeDecodeError, ValueError):
+        return IndexState(root, gen, None, "damaged", f"the index in '{root}' is damaged (manifest.json is unreadable); {rebuild}")
+    version = data.get("format_version") if isinstance(data, dict) else None
+    if not isinstance(version, int) or isinstance(version, bool):
+        return IndexState(root, gen, None, "damaged", f"the index in '{root}' is damaged (manifest.json has no format_version); {rebuild}")
+    if version > FORMAT_VERSION:
+        return IndexState(root, gen, None, "newer",
+                          f"the index in '{root}' was written by a newer version of rag (format {version}; this one reads "
+                          f"{FORMAT_VERSION}); upgrade rag, or replace the index with: rag index --full")
+    if version < FORMAT_VERSION:
+        settings = None
+        try:
+            settings = {"model": field_of(data, "model", "str"), "chunking": field_of(data, "chunking", "dict"),
+                        "next_id": field_of(data, "next_id", "int", 0)}
+        except ValueError:
+            pass
+        return IndexState(root, gen, None, "older",
+                          f"the index in '{root}' has format {version}, this version reads {FORMAT_VERSION}; "
+                          "rag index and the app rebuild it with its model and chunking, or run: rag index --full", settings)
+    try:
+        return IndexState(root, gen, Manifest.from_json(data))
+    except (KeyError, TypeError, ValueError) as exc:
+        return IndexState(root, gen, None, "damaged", f"the index in '{root}' is damaged (manifest.json: {exc}); {rebuild}")
 
 
 def remove_old_generations(root: Path, keep: set[str]) -> None:
@@ -328,45 +427,73 @@ def remove_old_generations(root: Path, keep: set[str]) -> None:
 
 def read_manifest(root: Path) -> Manifest:
     """The current generation's manifest, or a one-line error that says to build or rebuild."""
-    gen = current_generation(root)
-    if gen is None:
-        raise RagError(f"no index in '{root}'; build it with: rag index --index {root}")
-    try:
-        data = json.loads((gen / "manifest.json").read_text("utf-8"))
-    except (OSError, ValueError):
-        raise RagError(f"the index in '{root}' is damaged; rebuild it with: rag index --full") from None
-    version = data.get("format_version") if isinstance(data, dict) else None
-    if version != FORMAT_VERSION:
-        raise RagError(
-            f"the index in '{root}' has format {version}, this version reads {FORMAT_VERSION}; "
-            "rebuild it with: rag index --full"
-        )
-    try:
-        return Manifest.from_json(data)
-    except (KeyError, TypeError, ValueError):
-        raise RagError(f"the index in '{root}' is damaged; rebuild it with: rag index --full") from None
+    state = inspect_index(root)
+    if state.manifest is None:
+        raise RagError(state.message)
+    return state.manifest
 
 
 def read_texts(path: Path) -> dict[str, str]:
     """The source texts a generation was built from, by source id."""
-    with open(path / "sources.jsonl", encoding="utf-8") as fh:
-        return {d["id"]: d["text"] for d in map(json.loads, fh)}
+    texts: dict[str, str] = {}
+    try:
+        with open(path / "sources.jsonl", encoding="utf-8") as fh:
+            for number, line in enumerate(fh, 1):
+                record = json.loads(line)
+                texts[field_of(record, "id", "str")] = field_of(record, "text", "str")
+    except (OSError, UnicodeDecodeError, ValueError) as exc:
+        where = f"sources.jsonl:{number}" if "number" in locals() else "sources.jsonl"
+        raise RagError(f"the index in '{path.parent}' is damaged ({where}: {exc}); rebuild it with: rag index --full") from None
+    return texts
+
+
+def _read_passages(gen: Path) -> tuple[Passage, ...]:
+    passages = []
+    with open(gen / "passages.jsonl", encoding="utf-8") as fh:
+        for number, line in enumerate(fh, 1):
+            try:
+                passages.append(Passage.from_json(json.loads(line)))
+            except ValueError as exc:  # JSONDecodeError too
+                raise ValueError(f"passages.jsonl:{number}: {exc}") from None
+    return tuple(passages)
+
+
+OPEN_ATTEMPTS = 5
+T = TypeVar("T")
 
 
 def open_index(root: Path) -> Index:
-    """Load the current generation for querying."""
+    """Load the current generation for querying (CURRENT is read once: the manifest and the
+    files always come from the same generation)."""
+    return open_with(root, lambda index: index)
+
+
+def open_with(root: Path, use: Callable[[Index], T]) -> T:
+    """`use(open index)`, for a reader that needs more of the same generation (its texts, its
+    copy of the model). Readers take no lock: when builds switch and clean up fast enough to
+    remove the generation being read, the reader starts again from the new CURRENT."""
+    for attempt in range(OPEN_ATTEMPTS):
+        state = inspect_index(root)
+        try:
+            return use(_open_generation(root, state))
+        except RagError:
+            if attempt == OPEN_ATTEMPTS - 1 or state.generation is None or state.generation.is_dir():
+                raise
+    raise AssertionError("unreachable")
+
+
+def _open_generation(root: Path, state: IndexState) -> Index:
     import bm25s
     import faiss
 
-    manifest = read_manifest(root)
-    gen = current_generation(root)
-    assert gen is not None
+    if state.manifest is None or state.generation is None:
+        raise RagError(state.message)
+    manifest, gen = state.manifest, state.generation
     try:
-        with open(gen / "passages.jsonl", encoding="utf-8") as fh:
-            passages = tuple(Passage.from_json(json.loads(line)) for line in fh)
+        passages = _read_passages(gen)
         ids = np.load(gen / "ids.npy", allow_pickle=False)
         vectors = np.load(gen / "vectors.npy", allow_pickle=False, mmap_mode="r")
-        sentence_vectors = np.load(gen / "sentence_vectors.npy", allow_pickle=False)
+        sentence_vectors = np.load(gen / "sentence_vectors.npy", allow_pickle=False, mmap_mode="r")
         dense = faiss.read_index(str(gen / "dense.faiss"))
         retriever = bm25s.BM25.load(str(gen / "bm25"), show_progress=False)
         tokenizer = new_bm25_tokenizer()
@@ -374,14 +501,21 @@ def open_index(root: Path) -> Index:
         term_max = np.load(gen / "bm25" / "term_max.npy", allow_pickle=False)
         flat = np.load(gen / SENTENCE_TERMS, allow_pickle=False, mmap_mode="r")
         offsets = np.load(gen / SENTENCE_TERM_OFFSETS, allow_pickle=False)
-    except (OSError, ValueError, KeyError, RuntimeError):
-        raise RagError(f"the index in '{root}' is damaged; rebuild it with: rag index --full") from None
+    except (OSError, ValueError, KeyError, RuntimeError, UnicodeDecodeError, EOFError) as exc:
+        detail = str(exc).splitlines()[0][:160] if str(exc) else type(exc).__name__
+        raise RagError(f"the index in '{root}' is damaged ({detail}); rebuild it with: rag index --full") from None
+    sentences = sum(len(p.sentences) for p in passages)
     if (
         vectors.shape != (len(passages), manifest.dimension)
+        or ids.shape != (len(passages),)
         or dense.ntotal != len(passages)
-        or len(offsets) != len(sentence_vectors) + 1
+        or sentence_vectors.shape != (sentences, manifest.dimension)
+        or offsets.shape != (sentences + 1,)
+        or (len(offsets) and (offsets[-1] != len(flat) or np.any(np.diff(offsets) < 0)))
+        or len(term_max) != len(tokenizer.get_vocab_dict())
+        or any(p.sentence_row + len(p.sentences) > sentences or p.sentence_row < 0 for p in passages)
     ):
-        raise RagError(f"the index in '{root}' is inconsistent; rebuild it with: rag index --full")
+        raise RagError(f"the index in '{root}' is inconsistent (its files disagree); rebuild it with: rag index --full")
     return Index(
         path=gen,
         manifest=manifest,

@@ -16,6 +16,31 @@ SegmentKind = Literal["prose", "list"]
 FigureKind = Literal["count", "time", "date"]
 
 
+_KINDS: dict[str, tuple[type, ...]] = {"int": (int,), "float": (int, float), "str": (str,), "bool": (bool,),
+                                      "dict": (dict,), "list": (list,)}
+
+
+def field_of(data: object, name: str, kind: str, default: Any = ...) -> Any:
+    """`data[name]`, checked to be of `kind` ("int", "float", "str", "bool", "dict", "list");
+    a ValueError names the field, so that a damaged file is reported, never half-read."""
+    if not isinstance(data, dict):
+        raise ValueError(f"expected an object, got {type(data).__name__}")
+    if name not in data:
+        if default is ...:
+            raise ValueError(f"field '{name}' is missing")
+        return default
+    value = data[name]
+    wrong_bool = isinstance(value, bool) and kind in ("int", "float")
+    if wrong_bool or not isinstance(value, _KINDS[kind]):
+        raise ValueError(f"field '{name}' must be {kind}, got {json_type(value)}")
+    return float(value) if kind == "float" else value
+
+
+def json_type(value: object) -> str:
+    return {bool: "a boolean", int: "a number", float: "a number", str: "a string", list: "a list",
+            dict: "an object", type(None): "null"}.get(type(value), type(value).__name__)
+
+
 def _check_int(name: str, value: object, low: int, high: int | None = None) -> None:
     """Raise a ValueError naming the parameter when `value` is not an int in [low, high]."""
     if isinstance(value, bool) or not isinstance(value, int):
@@ -73,7 +98,7 @@ class ChunkingConfig:
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> ChunkingConfig:
-        return cls(**{k: int(v) for k, v in data.items()})
+        return cls(**{name: field_of(data, name, "int") for name in ("max_tokens", "overlap_sentences", "max_context_tokens")})
 
 
 @dataclass(frozen=True)
@@ -123,16 +148,22 @@ class Passage(Chunk):
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> Passage:
-        return cls(
-            id=int(data["id"]),
-            source=str(data["source"]),
-            start=int(data["start"]),
-            end=int(data["end"]),
-            text=str(data["text"]),
-            context=str(data["context"]),
-            sentences=tuple((int(a), int(b)) for a, b in data["sentences"]),
-            sentence_row=int(data["sentence_row"]),
+        sentences = field_of(data, "sentences", "list")
+        if not all(isinstance(s, list) and len(s) == 2 and all(type(v) is int for v in s) for s in sentences):
+            raise ValueError("field 'sentences' must be a list of [start, end] pairs")
+        passage = cls(
+            id=field_of(data, "id", "int"),
+            source=field_of(data, "source", "str"),
+            start=field_of(data, "start", "int"),
+            end=field_of(data, "end", "int"),
+            text=field_of(data, "text", "str"),
+            context=field_of(data, "context", "str"),
+            sentences=tuple((a, b) for a, b in sentences),
+            sentence_row=field_of(data, "sentence_row", "int"),
         )
+        if passage.end - passage.start != len(passage.text) or not passage.sentences:
+            raise ValueError("the passage's span does not match its text")
+        return passage
 
 
 _CHUNK_FIELDS = ("source", "start", "end", "text", "context", "sentences")
@@ -193,23 +224,29 @@ class Manifest:
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> Manifest:
+        """A manifest from its JSON; a missing or mistyped field is a ValueError naming it."""
+        sources = {
+            name: SourceRecord(field_of(r, "sha256", "str"), field_of(r, "title", "str"), field_of(r, "passages", "int"))
+            for name, r in field_of(data, "sources", "dict").items()
+        }
+        onnx = field_of(data, "onnx", "dict", None) if data.get("onnx") is not None else None
         return cls(
-            format_version=int(data["format_version"]),
-            model=str(data["model"]),
-            dimension=int(data["dimension"]),
-            max_seq_length=int(data["max_seq_length"]),
-            chunking=ChunkingConfig.from_dict(data["chunking"]),
-            sources={k: SourceRecord(**v) for k, v in data["sources"].items()},
-            built_at=str(data["built_at"]),
-            build_seconds=float(data["build_seconds"]),
-            versions={str(k): str(v) for k, v in data["versions"].items()},
-            passages=int(data["passages"]),
-            sentences=int(data["sentences"]),
-            next_id=int(data["next_id"]),
-            faiss_index=str(data["faiss_index"]),
-            abstention=AbstentionModel.from_json(data["abstention"]),
-            extra=dict(data.get("extra", {})),
-            onnx=dict(data["onnx"]) if data.get("onnx") else None,
+            format_version=field_of(data, "format_version", "int"),
+            model=field_of(data, "model", "str"),
+            dimension=field_of(data, "dimension", "int"),
+            max_seq_length=field_of(data, "max_seq_length", "int"),
+            chunking=ChunkingConfig.from_dict(field_of(data, "chunking", "dict")),
+            sources=sources,
+            built_at=field_of(data, "built_at", "str"),
+            build_seconds=field_of(data, "build_seconds", "float"),
+            versions={str(k): str(v) for k, v in field_of(data, "versions", "dict").items()},
+            passages=field_of(data, "passages", "int"),
+            sentences=field_of(data, "sentences", "int"),
+            next_id=field_of(data, "next_id", "int"),
+            faiss_index=field_of(data, "faiss_index", "str"),
+            abstention=AbstentionModel.from_json(field_of(data, "abstention", "dict")),
+            extra=field_of(data, "extra", "dict", {}),
+            onnx=onnx,
         )
 
 
@@ -301,6 +338,7 @@ class Answer:
     missing: tuple[str, ...] = ()  # question words that no shown passage contains
     by_source: tuple[Statement, ...] = ()  # each source with evidence, best first
     figures_differ: bool = False  # the statements give figures that cannot all be right
+    changed_sources: tuple[str, ...] = ()  # cited files that changed on disk since the index was built
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -312,4 +350,5 @@ class Answer:
             "hits": [h.to_json() for h in self.hits],
             "by_source": [s.to_json() for s in self.by_source],
             "figures_differ": self.figures_differ,
+            "changed_sources": list(self.changed_sources),
         }

@@ -9,17 +9,24 @@ from __future__ import annotations
 
 import html
 import threading
+import urllib.parse
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 from .checks import MAX_QUESTION_CHARS, check_k
 from .errors import RagError
+from .freshness import SourceWatch, with_changes
 from .search import Searcher
 from .sources import shorten
 from .types import Answer, Figure, Hit, Manifest, Statement
 
+SOURCE_ROUTE = "/rag/source"  # served by rag.server: a source's indexed text as plain text
 DEFAULT_K = 5
+API_CONCURRENCY = 4  # /ask calls answered at once; more wait in the queue
+PAGE_CONCURRENCY = 8  # page questions answered at once
+QUEUE_SIZE = 64  # requests waiting at most; beyond that Gradio answers "queue is full"
+CONTEXT_CHARS = 1200  # characters of the source shown on each side of a citation
 EXAMPLES = [
     "How many people were killed in the attack on Bamako?",
     "Which group claimed responsibility for the assault?",
@@ -56,6 +63,8 @@ CSS = """
 .rag-footer { color: #57606a; font-size: .85em; }
 .rag-missing { color: #8a4b00; font-size: .95em; }
 .rag-explain { color: #57606a; font-size: .85em; }
+.rag-changed { color: #8a4b00; font-size: .9em; }
+.rag-full-source { display: inline-block; margin-top: 4px; font-size: .9em; }
 .rag-quote { margin: 0; padding: 8px 14px; border-left: 4px solid #1b5e20; background: #f6f8fa; color: #1f2328; }
 .rag-quote q { font-size: 1.05em; line-height: 1.5; }
 .rag-quote cite, .rag-statement cite { display: block; font-style: normal; color: #57606a; font-size: .85em; margin-top: 4px; }
@@ -115,29 +124,50 @@ def marked(text: str, offset: int, start: int, end: int) -> str:
     return esc(text[:a]) + "<mark>" + esc(text[a:b]) + "</mark>" + esc(text[b:])
 
 
+def window(text: str, start: int, end: int, radius: int = CONTEXT_CHARS) -> tuple[int, int]:
+    """[lo, hi) around [start, end): at most `radius` characters on each side, cut at whitespace,
+    so a page never carries a whole large source (the full text is one link away)."""
+    lo, hi = max(0, start - radius), min(len(text), end + radius)
+    if lo > 0:
+        cut = text.find(" ", lo, start)
+        lo = cut + 1 if cut != -1 else lo
+    if hi < len(text):
+        cut = text.rfind(" ", end, hi)
+        hi = cut if cut != -1 else hi
+    return lo, hi
+
+
 def source_view(source_text: str, start: int, end: int, highlight: tuple[int, int], anchor: str) -> str:
-    """The whole article, the cited span tinted and its supporting sentence marked."""
+    """The source around the cited span (a bounded window), the span tinted and its supporting
+    sentence marked."""
+    lo, hi = window(source_text, start, end)
     return (
-        esc(source_text[:start])
+        ("… " if lo > 0 else "")
+        + esc(source_text[lo:start])
         + f'<span class="rag-in-passage" id="{esc(anchor)}">'
         + marked(source_text[start:end], start, *highlight)
         + "</span>"
-        + esc(source_text[end:])
+        + esc(source_text[end:hi])
+        + (" …" if hi < len(source_text) else "")
     )
 
 
-def render_context(source_text: str | None, start: int, end: int, highlight: tuple[int, int], anchor: str) -> str:
-    """"Open the source in context", for a card or a statement."""
+def render_context(source_text: str | None, source: str, start: int, end: int, highlight: tuple[int, int], anchor: str) -> str:
+    """"Open the source in context" for a card or a statement: the window around the citation,
+    and a link to the whole source as plain text."""
     if source_text is None:
         return ""
+    link = f"{SOURCE_ROUTE}?name={urllib.parse.quote(source, safe='')}"
     return ('<details class="rag-source"><summary>Open the source in context</summary>'
-            f'<div class="rag-source-text">{source_view(source_text, start, end, highlight, anchor)}</div></details>')
+            f'<div class="rag-source-text">{source_view(source_text, start, end, highlight, anchor)}</div>'
+            f'<a class="rag-full-source" href="{esc(link)}" target="_blank" rel="noopener noreferrer">'
+            f"Open the whole source ({len(source_text):,} characters, plain text)</a></details>")
 
 
 def render_card(hit: Hit, answered: bool, source_text: str | None, threshold: float) -> str:
     label, css = strength(hit, answered, threshold)
     classes = "rag-card" + ("" if answered else " not-answer")
-    source = render_context(source_text, hit.start, hit.end, hit.highlight, f"passage-{hit.rank}")
+    source = render_context(source_text, hit.source, hit.start, hit.end, hit.highlight, f"passage-{hit.rank}")
     return (
         f'<article class="{classes}" data-rank="{hit.rank}">'
         f'<header><span class="rag-rank">#{hit.rank}</span>'
@@ -193,7 +223,7 @@ def render_by_source(answer: Answer, texts: dict[str, str]) -> str:
         if others:
             items = "".join(
                 f'<li><cite>{citation(o.title, o.source, o.start, o.end)}</cite>“{marked_figures(o.text, o.start, o.figures)}”'
-                f"{render_context(texts.get(o.source), o.start, o.end, o.highlight, f'statement-{o.source}')}</li>"
+                f"{render_context(texts.get(o.source), o.source, o.start, o.end, o.highlight, f'statement-{o.source}')}</li>"
                 for o in others
             )
             names = ", ".join(esc(shorten(o.title, 48)) for o in others)
@@ -202,7 +232,7 @@ def render_by_source(answer: Answer, texts: dict[str, str]) -> str:
             f'<div class="rag-statement" data-source="{esc(lead.source)}">'
             f'<span class="rag-title">{esc(shorten(lead.title, 48))}</span>: “{marked_figures(lead.text, lead.start, lead.figures)}”'
             f"<cite>{citation(lead.title, lead.source, lead.start, lead.end)} · support {lead.score:.2f}</cite>"
-            f"{also}{render_context(texts.get(lead.source), lead.start, lead.end, lead.highlight, f'statement-{lead.source}')}</div>"
+            f"{also}{render_context(texts.get(lead.source), lead.source, lead.start, lead.end, lead.highlight, f'statement-{lead.source}')}</div>"
         )
     differ = '<p class="rag-differ">The sources give different figures.</p>' if answer.figures_differ else ""
     return f'<section class="rag-by-source"><h3>What each source says</h3>{differ}{"".join(rows)}</section>'
@@ -230,7 +260,14 @@ def render_answer(answer: Answer, texts: dict[str, str]) -> str:
         f"that passage answers the question; the sources count as answering when the best card reaches "
         f"{answer.threshold:.2f} (this one: {answer.support:.2f}).</div>"
     )
+    changed = (
+        f'<div class="rag-changed">{esc(", ".join(answer.changed_sources))} changed since the index was built: the '
+        "quotes are the indexed text. The index refreshes itself when the app rebuilds it (restart, or run rag index).</div>"
+        if answer.changed_sources
+        else ""
+    )
     cards = "".join(render_card(h, answer.answered, texts.get(h.source), answer.threshold) for h in answer.hits)
+    missing = changed + missing
     return (
         f'<div class="rag-results" data-answered="{str(answer.answered).lower()}">'
         f"{banner}{render_quote(answer)}{missing}{render_by_source(answer, texts)}{explain}{cards}</div>"
@@ -255,6 +292,11 @@ class Backend:
 
     searcher: Searcher
     texts: dict[str, str]  # source id -> file text as indexed
+    watch: SourceWatch | None = None  # which cited files changed on disk since the build
+
+    def ask(self, question: str, k: int, sources: Sequence[str] | None = None) -> Answer:
+        answer = self.searcher.ask(question, k, sources)
+        return answer if self.watch is None else with_changes(answer, self.watch)
 
     @property
     def manifest(self) -> Manifest:
@@ -309,7 +351,7 @@ def ask_json(state: AppState, question: str, k: int = DEFAULT_K) -> dict[str, An
     import gradio as gr
 
     try:
-        return state.get().searcher.ask(question, check_k(k)).to_json()
+        return state.get().ask(question, check_k(k)).to_json()
     except RagError as exc:
         raise gr.Error(str(exc)) from None
 
@@ -326,7 +368,7 @@ def ask_html(state: AppState, question: str, k: Any, sources: Sequence[str] | No
         )
     backend = state.get()
     try:
-        answer = backend.searcher.ask(question, check_k(k), list(sources or []))
+        answer = backend.ask(question, check_k(k), list(sources or []))
     except RagError as exc:
         return render_message(str(exc))
     return render_answer(answer, backend.texts)
@@ -395,5 +437,6 @@ def build_ui(state: AppState) -> Any:
             """Ranked, cited passages for a question: the object `rag ask --json` prints."""
             return ask_json(state, question, k)
 
-        gr.api(ask_api, api_name="ask", concurrency_limit=None)
+        gr.api(ask_api, api_name="ask", concurrency_limit=API_CONCURRENCY)
+    demo.queue(default_concurrency_limit=PAGE_CONCURRENCY, max_size=QUEUE_SIZE)
     return demo

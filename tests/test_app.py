@@ -44,6 +44,7 @@ class App:
             args += ["--port", str(port)]
         self.url = f"http://127.0.0.1:{port}/"
         self.log: list[str] = []
+        started = time.perf_counter()
         self.proc = subprocess.Popen(args, env=env, stderr=subprocess.PIPE, stdout=subprocess.DEVNULL, text=True)
         ready = threading.Event()
 
@@ -59,6 +60,7 @@ class App:
         while not ready.wait(1):
             if self.proc.poll() is not None or time.time() > deadline:
                 raise RuntimeError("app did not start:\n" + "".join(self.log))
+        self.launch_seconds = time.perf_counter() - started
         self.ready_line = next(line for line in self.log if line.startswith("ready in "))
 
     def stop(self) -> None:
@@ -85,7 +87,7 @@ def check_citations(answer: dict, sources: Path = SEEDS) -> None:
 
 def test_ready_line_reports_launch_time(app: App):
     seconds = float(app.ready_line.split()[2])
-    assert 0 < seconds < 600
+    assert seconds <= app.launch_seconds + 0.5  # the line's own figure is the launch time measured from outside
     assert "building the index" not in "".join(app.log)  # an up-to-date index is reused
     print(f"\napp launch to ready with an existing index: {seconds:.1f} s")
 

@@ -125,17 +125,27 @@ def test_chunking_change_rebuilds_everything(setup):
 def test_lock_refuses_a_second_writer(setup, tmp_path: Path):
     sources, root, encoder, config = setup
     before = current_generation(root)
-    with index_lock(root):
-        with pytest.raises(RagError, match="another rag index is writing"):
+    holder = subprocess.Popen(
+        [sys.executable, "-c", "import sys, time; from pathlib import Path; from rag.store import index_lock\n"
+         f"with index_lock(Path({str(root)!r})):\n    print('locked', flush=True); time.sleep(600)"],
+        stdout=subprocess.PIPE, text=True, env={**os.environ, "PYTHONPATH": str(ROOT)},
+    )
+    try:
+        assert holder.stdout.readline().strip() == "locked"
+        with pytest.raises(RagError, match=f"another process is writing the index .*pid {holder.pid}"):
             build_index(sources, root, encoder, config)
         result = subprocess.run(
             [sys.executable, "-m", "rag", "index", "--sources", str(sources), "--index", str(root)],
             capture_output=True, text=True, env={**os.environ, "PYTHONPATH": str(ROOT)}, timeout=300,
         )
         assert result.returncode == 1 and "Traceback" not in result.stderr
-        assert f"pid {os.getpid()}" in result.stderr.strip().splitlines()[-1]
+        assert f"pid {holder.pid}" in result.stderr.strip().splitlines()[-1]
+    finally:
+        holder.kill()
+        holder.wait()
     assert current_generation(root) == before
-    build_index(sources, root, encoder, config)  # free again once released
+    with index_lock(root), index_lock(root):  # re-entrant within one process
+        build_index(sources, root, encoder, config)  # free again once the holder is gone
 
 
 def test_app_switches_to_a_new_generation_between_requests(setup):
@@ -227,14 +237,19 @@ def test_watch_updates_the_index(tmp_path: Path):
         wait_for(proc.stderr, "watching")
         first = current_generation(root)
         (sources / "delta.txt").write_text("The delta harbour opened a ferry line to the islands.")
-        (sources / ".delta.txt.swp").write_text("editor noise")
+        (sources / ".draft.txt").write_text("A hidden draft, with a source suffix, about the delta ferry.")
         deadline = time.time() + 120
         while current_generation(root) == first and time.time() < deadline:
             time.sleep(0.2)
-        assert current_generation(root) != first
+        second = current_generation(root)
+        assert second != first
         time.sleep(0.5)
         index = open_index(root)
-        assert "delta.txt" in index.manifest.sources and ".delta.txt.swp" not in index.manifest.sources
+        assert "delta.txt" in index.manifest.sources and ".draft.txt" not in index.manifest.sources
+        (sources / ".draft.txt").write_text("The hidden draft changed again.")  # hidden: no rebuild at all
+        (sources / "notes.bak").write_text("not a source suffix")
+        time.sleep(3)
+        assert current_generation(root) == second
     finally:
         proc.send_signal(signal.SIGINT)
         try:

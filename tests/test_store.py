@@ -102,20 +102,24 @@ def test_missing_index_says_to_build(tmp_path: Path):
         open_index(tmp_path / "nothing")
 
 
-def test_other_format_version_says_to_rebuild(small_sources: Path, tmp_path: Path, fake_encoder):
+def test_other_format_versions(small_sources: Path, tmp_path: Path, fake_encoder):
     build_index(small_sources, tmp_path / "index", fake_encoder)
     path = current_generation(tmp_path / "index") / "manifest.json"
     data = json.loads(path.read_text())
-    data["format_version"] = 999
-    path.write_text(json.dumps(data))
-    with pytest.raises(RagError, match="rebuild it with: rag index --full"):
+    path.write_text(json.dumps({**data, "format_version": 999}))
+    with pytest.raises(RagError, match="newer version of rag .*format 999.*rag index --full"):
+        open_index(tmp_path / "index")
+    with pytest.raises(RagError, match="newer version"):  # never replaced without --full
+        build_index(small_sources, tmp_path / "index", fake_encoder)
+    path.write_text(json.dumps({**data, "format_version": 2}))
+    with pytest.raises(RagError, match="has format 2"):
         open_index(tmp_path / "index")
 
 
 def test_damaged_index_says_to_rebuild(small_sources: Path, tmp_path: Path, fake_encoder):
     build_index(small_sources, tmp_path / "index", fake_encoder)
     (current_generation(tmp_path / "index") / "vectors.npy").write_bytes(b"garbage")
-    with pytest.raises(RagError, match="damaged; rebuild"):
+    with pytest.raises(RagError, match=r"damaged \(.*\); rebuild it with: rag index --full"):
         open_index(tmp_path / "index")
 
 
