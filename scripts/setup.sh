@@ -21,7 +21,7 @@ if ! .venv/bin/python -c "import torch" >/dev/null 2>&1; then
     if ! "${PIP[@]}" install "torch==2.13.0+cpu" 2> >(quiet_mirror) | progress; then
         "${PIP[@]}" install "torch==2.13.0+cpu" --index-url https://download.pytorch.org/whl/cpu | progress
     fi
-    .venv/bin/python -c "import torch" || { echo "setup failed: PyTorch did not install; see the pip output above" >&2; exit 1; }
+    .venv/bin/python -W ignore -c "import torch" 2>/dev/null || { echo "setup failed: PyTorch did not install; see the pip output above" >&2; exit 1; }
 fi
 if ! .venv/bin/python -c "import rag, gradio, sentence_transformers, faiss, bm25s, onnxruntime, playwright" >/dev/null 2>&1 \
         || [ constraints.txt -nt .venv/.installed ] || [ pyproject.toml -nt .venv/.installed ]; then
