@@ -62,7 +62,8 @@ OUT = ROOT / "rag" / "models" / "abstention-all-MiniLM-L6-v2.json"
 
 def squad2(folder: Path, encoder: SentenceTransformerEncoder) -> list[Labelled]:
     data = load_beir(folder)
-    index = open_index(beir_index(folder, data, ROOT / ".cache" / "eval", encoder, lambda m: print(m, file=sys.stderr)))
+    index_dir, encoder = beir_index(folder, data, ROOT / ".cache" / "eval", lambda m: print(m, file=sys.stderr), encoder.name)
+    index = open_index(index_dir)
     options = EvalOptions(k=10, modes=("hybrid",))
     _, _, answers, correct = evaluate(index, encoder, data.questions, options,
                                       lambda qs, ans: (data.qrels, document_run(ans, qs, 10)), 40)

@@ -27,6 +27,7 @@ class MicroBatchEncoder:
         self.name = encoder.name
         self.dimension = encoder.dimension
         self.max_seq_length = encoder.max_seq_length
+        self.precision = encoder.precision
         self.max_batch = max_batch
         self._queue: queue.Queue[tuple[str, Future[np.ndarray]]] = queue.Queue()
         self._lock = threading.Lock()  # builds and queries never share the model at once

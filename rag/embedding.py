@@ -29,6 +29,7 @@ class Encoder(Protocol):
     name: str
     dimension: int
     max_seq_length: int
+    precision: str  # "fp32", or "int8" for a quantized copy: passages and questions must agree
 
     def count_tokens(self, texts: Sequence[str]) -> list[int]:
         """Word-pieces of each text, without special tokens."""
@@ -99,6 +100,7 @@ class SentenceTransformerEncoder:
             ) from None
         self._model.eval()
         self.batch_size = batch_size
+        self.precision = "fp32"
         dimension, window = self._model.get_embedding_dimension(), self._model.max_seq_length
         if not dimension or not window:
             raise RagError(
@@ -121,11 +123,11 @@ class SentenceTransformerEncoder:
         )
         return np.asarray(vectors, dtype=np.float32).reshape(len(texts), self.dimension)
 
-    def export_onnx(self, folder: Path) -> dict[str, Any]:
+    def export_onnx(self, folder: Path, precision: str) -> dict[str, Any]:
         """Write this model's verified ONNX copy into `folder`; see rag.onnx_encoder."""
         from .onnx_encoder import export_onnx
 
-        return export_onnx(self._model, folder)
+        return export_onnx(self._model, folder, precision)
 
     def encode_passages(
         self, texts: Sequence[str], spans: Sequence[Sequence[Span]], progress: bool = False
@@ -155,23 +157,61 @@ def encode_in_batches(
     encode_batch: Callable[[list[str]], Iterable[tuple[np.ndarray, np.ndarray, Sequence[Sequence[int]]]]],
     progress: bool = False,
 ) -> tuple[np.ndarray, list[np.ndarray]]:
-    """Passage vectors and each passage's span vectors, shortest texts first (little padding
-    per batch). `encode_batch` gives, per text of a batch, its pooled vector, its token
-    embeddings and their character offsets (special and padding tokens excluded or empty)."""
-    from tqdm import tqdm
+    """Passage vectors and each passage's span vectors. Texts are batched by length (little
+    padding per batch) and the batches run in a fixed shuffled order, so the progress line's
+    rate and time left hold from the start. `encode_batch` gives, per text of a batch, its
+    pooled vector, its token embeddings and their character offsets (special and padding
+    tokens excluded or empty)."""
+    from .progress import Progress
 
     texts = list(texts)
     vectors = np.zeros((len(texts), dimension), dtype=np.float32)
     span_vectors: list[np.ndarray] = [np.zeros((0, dimension), np.float32)] * len(texts)
     order = sorted(range(len(texts)), key=lambda i: len(texts[i]))
-    disable = not progress or len(texts) < PROGRESS_MIN_PASSAGES
-    with tqdm(total=len(texts), desc="embedding", unit="passage", disable=disable) as bar:
-        for lo in range(0, len(order), batch_size):
-            idx = order[lo : lo + batch_size]
+    batches = [order[lo : lo + batch_size] for lo in range(0, len(order), batch_size)]
+    batches = [batches[b] for b in np.random.default_rng(0).permutation(len(batches))]
+    with Progress(len(texts), "embedding", "passage", enabled=progress and len(texts) >= PROGRESS_MIN_PASSAGES) as bar:
+        for idx in batches:
             for i, (vector, tokens, offsets) in zip(idx, encode_batch([texts[i] for i in idx])):
                 vectors[i] = vector
                 span_vectors[i] = pool_spans(tokens, offsets, spans[i])
             bar.update(len(idx))
+    return normalize_rows(vectors), span_vectors
+
+
+def encode_each(
+    texts: Sequence[str],
+    spans: Sequence[Sequence[Span]],
+    dimension: int,
+    encode_one: Callable[[str, int], tuple[np.ndarray, np.ndarray, Sequence[Sequence[int]]]],
+    workers: int,
+    progress: bool = False,
+) -> tuple[np.ndarray, list[np.ndarray]]:
+    """As `encode_in_batches`, one text per call of `encode_one(text, worker)`, on `workers`
+    threads (each with its own worker number, so each can own a model session)."""
+    import itertools
+    import threading
+    from concurrent.futures import ThreadPoolExecutor
+
+    from .progress import Progress
+
+    texts = list(texts)
+    vectors = np.zeros((len(texts), dimension), dtype=np.float32)
+    span_vectors: list[np.ndarray] = [np.zeros((0, dimension), np.float32)] * len(texts)
+    local, numbers = threading.local(), itertools.count()
+
+    def work(i: int) -> None:
+        if not hasattr(local, "worker"):
+            local.worker = next(numbers)
+        vector, tokens, offsets = encode_one(texts[i], local.worker)
+        vectors[i] = vector
+        span_vectors[i] = pool_spans(tokens, offsets, spans[i])
+
+    order = np.random.default_rng(0).permutation(len(texts)).tolist()  # a steady rate for the progress line
+    with Progress(len(texts), "embedding", "passage", enabled=progress and len(texts) >= PROGRESS_MIN_PASSAGES) as bar, \
+            ThreadPoolExecutor(max(1, workers)) as pool:
+        for _ in pool.map(work, order):
+            bar.update(1)
     return normalize_rows(vectors), span_vectors
 
 

@@ -289,29 +289,42 @@ def _fusion_json(fusion: FusionConfig) -> dict[str, Any]:
             "coverage_weight": fusion.coverage_weight, "rrf_k": fusion.rrf_k}
 
 
-def beir_cache_dir(cache: Path, corpus_sha256: str, model: str, chunking: ChunkingConfig) -> Path:
+def beir_cache_dir(cache: Path, corpus_sha256: str, model: str, chunking: ChunkingConfig, precision: str) -> Path:
     """A folder per corpus and settings, so an unchanged corpus reuses its index: question sets
     over the same corpus (a split of a benchmark) share it, with any calibration stored in it."""
-    key = json.dumps([corpus_sha256, model, chunking.to_dict(), FORMAT_VERSION], sort_keys=True)
+    key = json.dumps([corpus_sha256, model, chunking.to_dict(), FORMAT_VERSION, precision], sort_keys=True)
     return cache / f"corpus-{hashlib.sha256(key.encode()).hexdigest()[:12]}"
 
 
-def beir_index(folder: Path, data: BeirSet, cache: Path, encoder: Encoder, log: Callable[[str], None]) -> Path:
+def beir_index(folder: Path, data: BeirSet, cache: Path, log: Callable[[str], None], model: str | None = None,
+               precision: str | None = None, encoder: Encoder | None = None) -> tuple[Path, Encoder]:
     """The cached index of a BEIR corpus, built on first use (one document per corpus entry,
-    its title as the context of each passage)."""
-    from .build import build_index
+    its title as the context of each passage), and what encodes its questions (its own copy
+    of the model). `encoder`, when given, builds it instead of `model`."""
+    from .build import build_encoder, build_index
+    from .embedding import resolve_model
+    from .onnx_encoder import DEFAULT_PRECISION
+    from .onnx_encoder import question_encoder
     from .sources import plain_document
+    from .store import inspect_index
 
-    index_dir = beir_cache_dir(cache, data.corpus_sha256, encoder.name, ChunkingConfig())
-    try:
-        read_manifest(index_dir)
+    precision = precision or DEFAULT_PRECISION
+    name = encoder.name if encoder is not None else resolve_model(model)[0]
+    index_dir = beir_cache_dir(cache, data.corpus_sha256, name, ChunkingConfig(), precision)
+    state = inspect_index(index_dir)
+    if state.manifest is not None:
         log(f"reusing the index of {data.name} in {index_dir}")
-    except RagError:
+    else:
+        builder = encoder or build_encoder(state, model, precision)
         log(f"indexing {len(data.corpus)} passages of {data.name} into {index_dir} (once)")
         docs = [d for d in (plain_document(i, text, title) for i, title, text in data.corpus) if d is not None]
-        report = build_index(folder, index_dir, encoder, progress=True, documents=docs, from_files=False)
+        report = build_index(folder, index_dir, builder, progress=True, documents=docs, from_files=False, precision=precision)
         log(f"indexed into {report.passages} passages in {report.seconds:.0f} s")
-    return index_dir
+        encoder = encoder or builder
+    manifest = read_manifest(index_dir)
+    generation = inspect_index(index_dir).generation
+    assert generation is not None
+    return index_dir, question_encoder(generation, manifest.model, encoder)
 
 
 def beir_group(data: BeirSet, index: Index) -> Callable[[Question, Answer], str]:
@@ -325,12 +338,13 @@ def beir_group(data: BeirSet, index: Index) -> Callable[[Question, Answer], str]
     return group_of
 
 
-def eval_beir(folder: Path, cache: Path, encoder: Encoder, options: EvalOptions, log: Callable[[str], None]) -> EvalReport:
+def eval_beir(folder: Path, cache: Path, options: EvalOptions, log: Callable[[str], None], model: str | None = None,
+              precision: str | None = None, encoder: Encoder | None = None) -> EvalReport:
     """A BEIR folder: index its corpus in the cache (once), rank documents by best passage."""
     data = load_beir(folder)
     if not data.questions:
         raise RagError(f"{folder}/queries.jsonl has no query with qrels or an \"answerable\" field; nothing to evaluate")
-    index_dir = beir_index(folder, data, cache, encoder, log)
+    index_dir, encoder = beir_index(folder, data, cache, log, model, precision, encoder)
     index = open_index(index_dir)
     depth = min(4 * options.k, 100)
 

@@ -8,7 +8,10 @@ lookups at query time, with no tokenizing of stored text.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -51,6 +54,51 @@ def build_bm25(texts: Sequence[str]) -> tuple[Any, Any, np.ndarray]:
     retriever = bm25s.BM25()
     retriever.index(tokens, show_progress=False)
     return retriever, tokenizer, term_maxima(retriever.scores["data"], retriever.scores["indptr"])
+
+
+BM25_FILES = ("data.csc.index.npy", "indices.csc.index.npy", "indptr.csc.index.npy", "vocab.index.json", "term_max.npy")
+
+
+@dataclass(frozen=True)
+class LexicalIndex:
+    """BM25 as bm25s saved it (term-major sparse scores), read without importing bm25s: a
+    question's scores are sums of its terms' columns, and its vocabulary maps stems to ids."""
+
+    data: np.ndarray  # float32 scores, grouped by term (mapped from disk)
+    indices: np.ndarray  # the passage row of each score
+    indptr: np.ndarray  # term t's scores are data[indptr[t]:indptr[t+1]]
+    vocab: dict[str, int]  # stem -> term id
+    term_max: np.ndarray  # each term's best score in any passage
+    n_docs: int
+
+    @classmethod
+    def load(cls, folder: Path, n_docs: int) -> LexicalIndex:
+        data = np.asarray(np.load(folder / BM25_FILES[0], allow_pickle=False, mmap_mode="r"))
+        indices = np.asarray(np.load(folder / BM25_FILES[1], allow_pickle=False, mmap_mode="r"))
+        indptr = np.load(folder / BM25_FILES[2], allow_pickle=False)
+        vocab = json.loads((folder / BM25_FILES[3]).read_text("utf-8"))
+        term_max = np.load(folder / BM25_FILES[4], allow_pickle=False)
+        if not isinstance(vocab, dict) or not all(isinstance(k, str) and type(v) is int for k, v in vocab.items()):
+            raise ValueError("vocab.index.json must map stems to term ids")
+        if len(indptr) != len(vocab) + 1 or len(term_max) != len(vocab) or len(data) != len(indices) or indptr[-1] != len(data):
+            raise ValueError("the BM25 files disagree on their sizes")
+        return cls(data, indices, indptr, vocab, term_max, n_docs)
+
+    @property
+    def df(self) -> np.ndarray:
+        """How many passages hold each term."""
+        return np.diff(self.indptr)
+
+    def scores(self, terms: np.ndarray) -> np.ndarray:
+        """BM25 of every passage for the term ids `terms` (float64)."""
+        if not len(terms):
+            return np.zeros(self.n_docs)
+        starts, ends = self.indptr[terms], self.indptr[terms + 1]
+        counts = ends - starts
+        firsts = np.zeros(len(terms), dtype=np.int64)
+        np.cumsum(counts[:-1], out=firsts[1:])
+        pos = np.repeat(starts - firsts, counts) + np.arange(int(counts.sum()))
+        return np.bincount(self.indices[pos], weights=self.data[pos], minlength=self.n_docs)
 
 
 def term_ids(text: str, stem: Callable[[str], str], vocab: Mapping[str, int]) -> list[int]:

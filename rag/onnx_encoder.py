@@ -13,19 +13,26 @@ different model.
 from __future__ import annotations
 
 import json
+import logging
 import os
 import warnings
 from collections.abc import Iterator, Sequence
-from importlib import metadata
+from contextlib import contextmanager
+from functools import cached_property
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from .embedding import Span, encode_in_batches, normalize_rows
+from .embedding import Span, encode_each, normalize_rows
 from .store import ONNX_DIR
 
-TOLERANCE = 1e-4  # max |difference| of a vector component against sentence-transformers
+TOLERANCE = 1e-4  # fp32: max |difference| of a vector component against sentence-transformers
+INT8_MIN_COSINE = 0.98  # int8: every probe's vector within this cosine of sentence-transformers' (at export)
+INT8_ANY_TEXT_COSINE = 0.95  # int8, any text at all (one character, random symbols): the stated bound, a
+# property test; real text stays closer (docs/speed.md, "int8": SQuAD passages and questions >= 0.98)
+PRECISIONS = ("int8", "fp32")
+DEFAULT_PRECISION = "int8"  # README, "Speed": int8 holds retrieval quality and builds twice as fast
 OPSET = 17
 PROBES = (
     "Who attacked Bamako?",
@@ -33,6 +40,20 @@ PROBES = (
     "a",
     " ".join(["The long probe checks truncation at the model's input window."] * 60),
 )
+
+
+@contextmanager
+def _root_logging_kept() -> Iterator[None]:
+    """Silence the quantizer's advice and undo what it does to logging: its `logging.info`
+    calls configure the root logger, after which bm25s's debug lines reach the terminal."""
+    root = logging.getLogger()
+    handlers, level = root.handlers[:], root.level
+    root.setLevel(logging.ERROR)
+    try:
+        yield
+    finally:
+        root.handlers[:] = handlers
+        root.setLevel(level)
 
 
 class ExportUnavailable(Exception):
@@ -56,11 +77,16 @@ def pooling_of(model: Any) -> tuple[str, bool]:
     return mode, len(kinds) == 3
 
 
-def export_onnx(model: Any, folder: Path) -> dict[str, Any]:
+def export_onnx(model: Any, folder: Path, precision: str = DEFAULT_PRECISION) -> dict[str, Any]:
     """Write `folder` (model.onnx, tokenizer.json, config.json) from a loaded SentenceTransformer.
 
+    fp32: the transformer as exported, checked to reproduce the model's vectors to TOLERANCE.
+    int8: that copy with its weights quantized per channel (onnxruntime's dynamic int8
+    quantization), checked to stay within INT8_MIN_COSINE of the model's vectors.
     Raises ExportUnavailable when the export cannot be made or does not reproduce the model.
     """
+    if precision not in PRECISIONS:
+        raise ValueError(f"precision must be one of {', '.join(PRECISIONS)}, got {precision!r}")
     try:
         import onnx  # noqa: F401  (torch's exporter needs it)
         import onnxruntime  # noqa: F401
@@ -82,7 +108,7 @@ def export_onnx(model: Any, folder: Path) -> dict[str, Any]:
         "pad_token": str(tokenizer.pad_token or "[PAD]"),
         "dimension": int(model.get_embedding_dimension()),
         "opset": OPSET,
-        "exported_with": {"torch": torch.__version__, "onnxruntime": metadata.version("onnxruntime")},
+        "exported_with": {"torch": torch.__version__, "onnxruntime": _version("onnxruntime")},
     }
     folder.mkdir(parents=True, exist_ok=True)
     (folder / "tokenizer.json").write_text(backend.to_str(), encoding="utf-8")
@@ -122,8 +148,30 @@ def export_onnx(model: Any, folder: Path) -> dict[str, Any]:
     if not diff <= TOLERANCE:
         raise ExportUnavailable(f"the ONNX copy differs from the model by {diff:.2g} (> {TOLERANCE})")
     config["max_abs_diff"] = diff
+    config["precision"] = "fp32"
+    if precision == "int8":
+        from onnxruntime.quantization import QuantType, quantize_dynamic
+
+        fp32 = folder / "model.fp32.onnx"
+        os.replace(folder / "model.onnx", fp32)
+        with warnings.catch_warnings(), _root_logging_kept():
+            warnings.simplefilter("ignore")
+            quantize_dynamic(str(fp32), str(folder / "model.onnx"), weight_type=QuantType.QInt8, per_channel=True)
+        fp32.unlink()
+        quantized = OnnxEncoder(folder, name="probe")
+        got = np.concatenate([quantized.encode_queries(probes), *(quantized.encode_queries([p]) for p in probes)])
+        cosine = float((got * np.concatenate([expected, expected])).sum(axis=1).min())
+        if not cosine >= INT8_MIN_COSINE:
+            raise ExportUnavailable(f"the int8 copy's vectors are within cosine {cosine:.3f} of the model's (< {INT8_MIN_COSINE})")
+        config.update(precision="int8", min_cosine=cosine, max_abs_diff=float(np.abs(got - np.concatenate([expected, expected])).max()))
     (folder / "config.json").write_text(json.dumps(config, indent=1), encoding="utf-8")
     return config
+
+
+def _version(package: str) -> str:
+    from importlib import metadata  # imported here: a question never needs it
+
+    return metadata.version(package)
 
 
 class OnnxEncoder:
@@ -134,32 +182,55 @@ class OnnxEncoder:
         from tokenizers import Tokenizer
 
         config = json.loads((folder / "config.json").read_text(encoding="utf-8"))
+        self.folder, self.config = folder, config
         self.name, self.batch_size = name, batch_size
+        self.precision = str(config.get("precision", "fp32"))
         self.dimension = int(config["dimension"])
         self.max_seq_length = int(config["max_seq_length"])
         self._pooling, self._inputs = config["pooling"], list(config["inputs"])
-        spec = (folder / "tokenizer.json").read_text(encoding="utf-8")
-        self._counter = Tokenizer.from_str(spec)
-        self._counter.no_truncation()
-        self._counter.no_padding()
-        self._tokenizer = Tokenizer.from_str(spec)
+        self._spec = (folder / "tokenizer.json").read_text(encoding="utf-8")
+        self._tokenizer = Tokenizer.from_str(self._spec)
         self._tokenizer.enable_truncation(max_length=self.max_seq_length)
         self._tokenizer.enable_padding(pad_id=int(config["pad_id"]), pad_token=str(config["pad_token"]))
+        self._session = self._new_session(min(os.cpu_count() or 1, 4))  # questions: one text, every core
+
+    def _new_session(self, threads: int) -> Any:
+        import onnxruntime
+
         options = onnxruntime.SessionOptions()
         options.log_severity_level = 3
-        options.intra_op_num_threads = min(os.cpu_count() or 1, 4)
-        self._session = onnxruntime.InferenceSession(str(folder / "model.onnx"), options, providers=["CPUExecutionProvider"])
+        options.intra_op_num_threads = threads
+        options.inter_op_num_threads = 1
+        return onnxruntime.InferenceSession(str(self.folder / "model.onnx"), options, providers=["CPUExecutionProvider"])
+
+    @cached_property
+    def _workers(self) -> list[Any]:
+        """One single-threaded session per core (up to 4), for passages: on a small CPU, whole
+        texts run side by side keep the cores busier than one text's matrices split between
+        them (docs/speed.md, "Build")."""
+        return [self._new_session(1) for _ in range(min(os.cpu_count() or 1, 4))]
+
+    @cached_property
+    def _counter(self) -> Any:
+        """A second tokenizer without truncation or padding, for chunking only (a question
+        never needs it, so `rag ask` does not pay for it)."""
+        from tokenizers import Tokenizer
+
+        counter = Tokenizer.from_str(self._spec)
+        counter.no_truncation()
+        counter.no_padding()
+        return counter
 
     def count_tokens(self, texts: Sequence[str]) -> list[int]:
         return [len(e.ids) for e in self._counter.encode_batch(list(texts), add_special_tokens=False)] if texts else []
 
-    def _run(self, texts: Sequence[str]) -> tuple[np.ndarray, np.ndarray, list[Any]]:
+    def _run(self, texts: Sequence[str], session: Any = None) -> tuple[np.ndarray, np.ndarray, list[Any]]:
         """(token embeddings, attention mask, encodings) of one padded batch."""
         encodings = self._tokenizer.encode_batch(list(texts))
         ids = np.array([e.ids for e in encodings], dtype=np.int64)
         mask = np.array([e.attention_mask for e in encodings], dtype=np.int64)
         feeds = {"input_ids": ids, "attention_mask": mask, "token_type_ids": np.zeros_like(ids)}
-        return self._session.run(None, {n: feeds[n] for n in self._inputs})[0], mask, encodings
+        return (session or self._session).run(None, {n: feeds[n] for n in self._inputs})[0], mask, encodings
 
     def _pool(self, tokens: np.ndarray, mask: np.ndarray) -> np.ndarray:
         if self._pooling == "cls":
@@ -171,22 +242,25 @@ class OnnxEncoder:
         """(n, dimension) float32 unit rows, as sentence-transformers would give them."""
         if not texts:
             return np.zeros((0, self.dimension), np.float32)
+        if self.precision == "int8":  # int8 scales are set per run: one text per run keeps each
+            # vector a function of its own text, whatever else is asked with it
+            return normalize_rows(np.concatenate([self._pool(*self._run([t])[:2]) for t in texts]))
         tokens, mask, _ = self._run(texts)
         return normalize_rows(self._pool(tokens, mask))
 
     def encode_passages(
         self, texts: Sequence[str], spans: Sequence[Sequence[Span]], progress: bool = False
     ) -> tuple[np.ndarray, list[np.ndarray]]:
-        """Passage vectors and each passage's span vectors, from one pass (see rag.embedding)."""
+        """Passage vectors and each passage's span vectors, from one pass (see rag.embedding):
+        one passage per run (no padding, and int8 vectors that do not depend on their
+        neighbours in a batch), on one session per core."""
+        workers = self._workers
 
-        def encode_batch(batch: list[str]) -> Iterator[tuple[np.ndarray, np.ndarray, Sequence[Sequence[int]]]]:
-            tokens, mask, encodings = self._run(batch)
-            pooled = self._pool(tokens, mask)
-            for row, encoding in enumerate(encodings):
-                n = int(mask[row].sum())  # the padding after the passage's own tokens
-                yield pooled[row], tokens[row, :n], encoding.offsets[:n]
+        def encode_one(text: str, worker: int) -> tuple[np.ndarray, np.ndarray, Sequence[Sequence[int]]]:
+            tokens, mask, encodings = self._run([text], workers[worker])
+            return self._pool(tokens, mask)[0], tokens[0], encodings[0].offsets
 
-        return encode_in_batches(texts, spans, self.dimension, self.batch_size, encode_batch, progress)
+        return encode_each(texts, spans, self.dimension, encode_one, len(workers), progress)
 
 
 def open_onnx_encoder(generation: Path, name: str) -> OnnxEncoder | None:
@@ -206,3 +280,16 @@ def open_onnx_encoder(generation: Path, name: str) -> OnnxEncoder | None:
         raise RagError(
             f"the index's copy of the model in {folder} is damaged ({detail}); rebuild it with: rag index --full"
         ) from None
+
+
+def question_encoder(generation: Path, model: str, loaded: Any = None) -> Any:
+    """What encodes questions for a generation: its ONNX copy of the model when it has one
+    (no torch import), else `loaded` or a freshly loaded model."""
+    onnx = open_onnx_encoder(generation, model)
+    if onnx is not None:
+        return onnx
+    if loaded is not None:
+        return loaded
+    from .embedding import SentenceTransformerEncoder
+
+    return SentenceTransformerEncoder(model)

@@ -66,9 +66,7 @@ def bm25_scores(index: Index, terms: QueryTerms, rarest: float) -> tuple[np.ndar
     """BM25 of every passage, and the best score any passage could get: the sum of each
     known term's best score plus, for each word never seen, the rarest term's best."""
     known = terms.known
-    n = len(index.ids)
-    scores = np.asarray(index.bm25.get_scores_from_ids(known.tolist()), dtype=np.float64) if len(known) else np.zeros(n)
-    return scores, float(index.term_max[known].sum()) + terms.unseen * rarest
+    return index.lexical.scores(known), float(index.term_max[known].sum()) + terms.unseen * rarest
 
 
 def retrieve(
@@ -81,8 +79,7 @@ def retrieve(
     if allowed is not None:
         rows = allowed
     else:
-        _, ids = index.dense.search(qvec.reshape(1, -1), pool)
-        rows = np.union1d(index.rows(ids[0][ids[0] >= 0]), top_rows(bm25, pool))
+        rows = np.union1d(index.rows(index.dense.search(qvec, pool)), top_rows(bm25, pool))
     dense = np.asarray(index.vectors[rows] @ qvec, dtype=np.float64)
     lexical = bm25[rows] / bound if bound > 0 else np.zeros(len(rows))
     counts = index.sentence_counts[rows]

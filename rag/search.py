@@ -24,7 +24,8 @@ from .query import QueryTerms, analyze
 from .retrieval import Candidates, QueryWeights, query_weights, retrieve
 from .store import Index
 from .terms import QUESTION_STOPWORDS, is_negated, stemmer
-from .types import Answer, Figure, Hit, Passage, Statement
+from .passages import PassageTable
+from .types import Answer, Figure, Hit, Statement
 
 BATCH = 64  # questions encoded per model call in batch work
 CANDIDATES = 100  # taken from each retriever before fusion
@@ -42,29 +43,32 @@ class Searcher:
                 f"(dimension {index.manifest.dimension}) but the model in use is '{encoder.name}' "
                 f"(dimension {encoder.dimension}); rebuild with: rag index --full --model {encoder.name}"
             )
-        import faiss
+        if encoder.precision != index.manifest.precision:
+            raise RagError(
+                f"the index's passages were encoded with the model's {index.manifest.precision} copy but the questions "
+                f"would be encoded at {encoder.precision}; use the index's own copy (rag ask does), or rebuild with: "
+                f"rag index --full --precision {encoder.precision}"
+            )
+        if not index.dense.exact:
+            import faiss
 
-        # One query at a time: OpenMP's start-up costs more than it saves (0.4 vs 1.8 ms on
-        # 5.5k passages, 2 cores); batch callers may raise it again.
-        faiss.omp_set_num_threads(1)
+            # One query at a time: OpenMP's start-up costs more than it saves; batch callers
+            # may raise it again.
+            faiss.omp_set_num_threads(1)
         self.index = index
         self.encoder = encoder
         self.config = config or FusionConfig()
         self.abstention = abstention or model_for(index.manifest.abstention, index.manifest.model)
         n = len(index.passages)
-        self._idf = idf(np.diff(np.asarray(index.bm25.scores["indptr"])).astype(np.float64), n)
+        self._idf = idf(index.lexical.df.astype(np.float64), n)
         self._unseen_idf = float(idf(np.zeros(1), n)[0])  # a word no passage has
         self._rarest = float(index.term_max.max()) if len(index.term_max) else 1.0
-        self._vocab: dict[str, int] = index.bm25_tokenizer.get_vocab_dict()
+        self._vocab: dict[str, int] = index.lexical.vocab
         self._stem = stemmer()
         # stems of question words ("has", "since", "who"...): not content when comparing statements
         self._function_terms = frozenset(self._vocab[s] for s in map(self._stem, QUESTION_STOPWORDS) if s in self._vocab)
-        self._sources = [p.source for p in index.passages]
-        self._sentences = [p.sentences for p in index.passages]
-        rows: dict[str, list[int]] = {}
-        for row, source in enumerate(self._sources):
-            rows.setdefault(source, []).append(row)
-        self._rows_of_source = {s: np.array(r, dtype=np.int64) for s, r in rows.items()}
+        self._sources = _SourceNames(index.passages)
+        self._sentences = _Sentences(index.passages)
 
     @property
     def threshold(self) -> float:
@@ -93,10 +97,10 @@ class Searcher:
         return analyze(question, self._stem, self._vocab)
 
     def _allowed_rows(self, sources: Collection[str]) -> np.ndarray:
-        unknown = set(sources) - set(self._rows_of_source)
+        unknown = set(sources) - set(self.index.passages.sources)
         if unknown:
             raise RagError(f"unknown source {sorted(unknown)[0]!r}; pick one of the indexed files")
-        return np.sort(np.concatenate([self._rows_of_source[s] for s in sources]))
+        return self.index.passages.rows_of(list(sources))
 
     def answer(self, question: str, qvec: np.ndarray, k: int, sources: Collection[str] | None = None) -> Answer:
         """Rank, trim, highlight and judge one encoded question, and say what each source says."""
@@ -133,19 +137,22 @@ class Searcher:
     def _present(self, rows: np.ndarray, weights: QueryWeights) -> np.ndarray:
         return present(self.index.sentence_terms, self.index.sentence_term_offsets, rows, weights.known)
 
-    def _sentence(self, cand: Candidates, j: int) -> tuple[Passage, Span, str]:
-        """The passage, file span and text of candidate sentence j."""
+    def _sentence(self, cand: Candidates, j: int) -> tuple[str, Span, str]:
+        """The source, file span and text of candidate sentence j."""
         owner = int(cand.sentence_owner[j])
-        passage = self.index.passages[int(cand.rows[owner])]
-        span = passage.sentences[j - int(cand.sentence_first[owner])]
-        return passage, span, passage.text[span[0] - passage.start : span[1] - passage.start]
+        row = int(cand.rows[owner])
+        a, b = (int(v) for v in self.index.passages.spans[int(cand.sentence_rows[j])])
+        source = self._sources[row]
+        return source, (a, b), self.index.texts[source][a:b]
 
     def _hit(self, rank: int, i: int, first: int, last: int, cand: Candidates, fused: np.ndarray, gap: np.ndarray,
              scores: np.ndarray, terms: QueryTerms, weights: QueryWeights) -> Hit:
         shown = self._shown(i, first, last, cand)
         pick = int(shown[int(np.argmax(scores[shown]))])
-        passage, highlight, marked = self._sentence(cand, pick)
-        start, end = passage.sentences[first][0], passage.sentences[last - 1][1]
+        source, highlight, marked = self._sentence(cand, pick)
+        row = int(cand.rows[i])
+        spans = self._sentences[row]
+        start, end = spans[first][0], spans[last - 1][1]
         found = self._present(cand.sentence_rows[shown], weights)
         features = hit_features(
             sentence=cand.sentence_cosine[shown].max(),
@@ -161,13 +168,13 @@ class Searcher:
         return Hit(
             rank=rank,
             score=float(fused[i]),
-            source=passage.source,
-            title=self.index.title(passage.source),
+            source=source,
+            title=self.index.title(source),
             start=start,
             end=end,
-            text=passage.text[start - passage.start : end - passage.start],
+            text=self.index.texts[source][start:end],
             highlight=highlight,
-            passage_id=int(passage.id),
+            passage_id=int(self.index.ids[row]),
             support=float(self.abstention.support(features)[0]),
             features=tuple(float(v) for v in features[0]),
         )
@@ -185,7 +192,8 @@ class Searcher:
                 figures_of[j] = shifted(asked_figures(text, question), span[0])
             return figures_of[j]
 
-        sources = [self._sources[int(cand.rows[o])] for o in cand.sentence_owner]
+        table = self.index.passages
+        sources = [table.sources[i] for i in np.asarray(table.source_index)[cand.rows[cand.sentence_owner]].tolist()]
         ranked = ranked_by_source(sources, scores)
         looked = [j for order in ranked.values() for j in order]  # each source's few best sentences
         if not looked:
@@ -217,8 +225,34 @@ class Searcher:
         groups = group(term_sets, found_figures)
         statements = []
         for n, j in enumerate(chosen):
-            passage, span, text = self._sentence(cand, j)
+            source, span, text = self._sentence(cand, j)
             others = tuple(sources[m] for g, m in zip(groups, chosen) if g == groups[n] and m != j)
-            statements.append(Statement(passage.source, self.index.title(passage.source), span[0], span[1], text, span,
+            statements.append(Statement(source, self.index.title(source), span[0], span[1], text, span,
                                         float(support[j]), found_figures[n], groups[n], others))
         return tuple(statements), differ([list(f) for f in found_figures])
+
+
+class _SourceNames(Sequence[str]):
+    """The source of each passage row, read from the table's columns."""
+
+    def __init__(self, table: PassageTable) -> None:
+        self._table = table
+
+    def __len__(self) -> int:
+        return len(self._table)
+
+    def __getitem__(self, row: int) -> str:  # type: ignore[override]
+        return self._table.source(row)
+
+
+class _Sentences(Sequence[tuple[Span, ...]]):
+    """The sentence spans of each passage row, read from the table's columns."""
+
+    def __init__(self, table: PassageTable) -> None:
+        self._table = table
+
+    def __len__(self) -> int:
+        return len(self._table)
+
+    def __getitem__(self, row: int) -> tuple[Span, ...]:  # type: ignore[override]
+        return self._table.sentences(row)

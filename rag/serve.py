@@ -8,8 +8,9 @@ from typing import Any
 
 from .errors import RagError
 from .freshness import SourceWatch
+from .onnx_encoder import question_encoder  # noqa: F401  (app.py imports it from here)
 from .search import Searcher
-from .store import Index, current_generation, inspect_index, is_locked, open_with, read_texts
+from .store import Index, current_generation, inspect_index, is_locked, open_with
 from .webui import Backend
 
 
@@ -20,8 +21,8 @@ def ensure_index(
 
     Returns the model when it had to be loaded to build, else None: an up-to-date index is
     checked from its manifest, without importing torch."""
-    from .build import build_index, existing_settings, up_to_date
-    from .embedding import SentenceTransformerEncoder, resolve_model
+    from .build import build_encoder, build_index, existing_settings, up_to_date
+    from .embedding import resolve_model
     from .sources import load_documents
 
     state = inspect_index(index)
@@ -42,7 +43,7 @@ def ensure_index(
             log(f"another process is building the index in {index}; serving the current generation until it switches")
             return None
         raise RagError(f"another process is building the first index in '{index}'; start the app when it has finished")
-    encoder = (load_model or SentenceTransformerEncoder)(model)
+    encoder = build_encoder(state, model, None, load_model)
     try:
         report = build_index(
             sources,
@@ -63,25 +64,10 @@ def ensure_index(
     return encoder
 
 
-def question_encoder(generation: Path, model: str, loaded: Any = None) -> Any:
-    """What encodes questions for a generation: its ONNX copy of the model when it has one
-    (no torch import, ~5x faster per question), else `loaded` or a freshly loaded model."""
-    from .onnx_encoder import open_onnx_encoder
-
-    onnx = open_onnx_encoder(generation, model)
-    if onnx is not None:
-        return onnx
-    if loaded is not None:
-        return loaded
-    from .embedding import SentenceTransformerEncoder
-
-    return SentenceTransformerEncoder(model)
-
-
 def open_backend(index: Path, encoder: Any) -> Backend:
     """The current generation, ready to serve, with the source texts it was built from."""
     def backend(opened: Index) -> Backend:
-        return Backend(Searcher(opened, encoder), read_texts(opened.path), SourceWatch(opened.manifest))
+        return Backend(Searcher(opened, encoder), dict(opened.texts), SourceWatch(opened.manifest))
 
     return open_with(index, backend)
 

@@ -6,10 +6,10 @@ Layout of an index folder:
     .lock                   held (flock) by the one process writing the index
     gen-<time>-<rand>/      one complete, self-contained generation
         manifest.json       how, from what and with what it was built
-        passages.jsonl      one passage a line, in ascending id order
+        passages.npy, sentence_spans.npy, passage_strings.json
+                            the passages as columns, ascending id (rag.passages)
         sources.jsonl       the text of every source as indexed
-        ids.npy             int64 passage ids (ascending; row i is passages.jsonl line i)
-        vectors.npy         float32 unit passage vectors, one row per id
+        vectors.npy         float32 unit passage vectors, one row per passage
         sentence_vectors.npy float32 unit vectors of each passage's sentences
         sentence_terms.npy, sentence_term_offsets.npy
                             each sentence's BM25 term ids (int32, CSR-style offsets)
@@ -32,7 +32,7 @@ import secrets
 import shutil
 import sys
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -41,10 +41,12 @@ from typing import Any, TypeVar
 import numpy as np
 
 from .errors import RagError
-from .lexical import build_bm25, new_bm25_tokenizer, sentence_terms
+from .lexical import LexicalIndex, build_bm25, sentence_terms
+from .passages import PassageTable
 from .types import Manifest, Passage, field_of
 
-FORMAT_VERSION = 3  # 2: onnx/ (a verified ONNX copy of the model); 3: sentence term lists, abstention model
+FORMAT_VERSION = 4  # 2: onnx/ (a verified ONNX copy of the model); 3: sentence term lists, abstention model;
+# 4: columnar passages (passages.npy, sentence_spans.npy, passage_strings.json), precision
 SENTENCE_TERMS = "sentence_terms.npy"
 SENTENCE_TERM_OFFSETS = "sentence_term_offsets.npy"
 ONNX_DIR = "onnx"
@@ -57,22 +59,39 @@ class Index:
 
     path: Path
     manifest: Manifest
-    passages: tuple[Passage, ...]  # row order
-    ids: np.ndarray  # int64, ascending, row-aligned with passages
+    passages: PassageTable  # row order (ascending id); also the source texts as indexed
     vectors: np.ndarray  # (n, d) float32
     sentence_vectors: np.ndarray  # (sentences, d) float32
-    dense: Any  # faiss.Index keyed by passage id
-    bm25: Any  # bm25s.BM25
-    bm25_tokenizer: Any  # bm25s.tokenization.Tokenizer
-    term_max: np.ndarray  # float32 per BM25 term
+    dense: DenseIndex  # nearest passages by cosine
+    lexical: LexicalIndex  # BM25 scores and vocabulary
     sentence_terms: np.ndarray  # int32 BM25 term ids of every sentence, concatenated
     sentence_term_offsets: np.ndarray  # int64: sentence i holds sentence_terms[o[i]:o[i+1]]
-    sentence_starts: np.ndarray  # int64 per passage row: its first sentence row
-    sentence_counts: np.ndarray  # int64 per passage row: how many sentences it has
+
+    @property
+    def ids(self) -> np.ndarray:
+        """int64 passage ids, ascending, row-aligned with the passages."""
+        return self.passages.ids
+
+    @property
+    def sentence_starts(self) -> np.ndarray:
+        return self.passages.sentence_starts
+
+    @property
+    def sentence_counts(self) -> np.ndarray:
+        return self.passages.sentence_counts
+
+    @property
+    def texts(self) -> Mapping[str, str]:
+        """The source texts as indexed, by source id."""
+        return self.passages.texts
 
     def rows(self, ids: np.ndarray) -> np.ndarray:
         """Row of each passage id."""
         return np.searchsorted(self.ids, ids)
+
+    @property
+    def term_max(self) -> np.ndarray:
+        return self.lexical.term_max
 
     def title(self, source: str) -> str:
         record = self.manifest.sources.get(source)
@@ -81,23 +100,64 @@ class Index:
 
 # Exact search up to this many passages; an inverted-file index above (README, "Scale").
 FLAT_MAX = 50_000
-IVF_NPROBE = 32
+IVF_NPROBE_SHARE = 8  # one list in this many is probed: recall@10 >= 0.95 against exact search on
+# synthetic corpora with real neighbour structure (docs/speed.md, "Scale"; rag bench)
+
+
+class DenseIndex:
+    """Nearest passages by inner product. An exact index is searched with numpy over the mapped
+    vectors, so a query never imports FAISS; an approximate one (IVF) is FAISS's. The FAISS
+    object itself is read on first use (updates and IVF searches)."""
+
+    def __init__(self, path: Path, kind: str, vectors: np.ndarray, ids: np.ndarray) -> None:
+        self.path, self.kind, self._vectors, self._ids = path, kind, vectors, ids
+        self._faiss: Any = None
+
+    @property
+    def exact(self) -> bool:
+        return self.kind.startswith("IDMap2,Flat")
+
+    @property
+    def ntotal(self) -> int:
+        return len(self._ids)
+
+    def faiss(self) -> Any:
+        """The FAISS index as written (loaded once)."""
+        if self._faiss is None:
+            import faiss
+
+            self._faiss = faiss.read_index(str(self.path))
+        return self._faiss
+
+    def search(self, query: np.ndarray, k: int) -> np.ndarray:
+        """Ids of the `k` nearest passages to one unit query vector, best first."""
+        if self.exact:
+            from .retrieval import top_rows
+
+            scores = np.asarray(self._vectors @ query.reshape(-1), dtype=np.float32)
+            return self._ids[top_rows(scores, k)]
+        _, ids = self.faiss().search(query.reshape(1, -1), k)
+        return ids[0][ids[0] >= 0]
 
 
 def dense_kind(n: int) -> str:
     """The FAISS index for `n` passages, as recorded in the manifest."""
     if n <= FLAT_MAX:
         return "IDMap2,Flat"
-    return f"IVF{ivf_lists(n)},Flat,nprobe={IVF_NPROBE}"
+    return f"IVF{ivf_lists(n)},Flat,nprobe={ivf_nprobe(ivf_lists(n))}"
 
 
 def ivf_lists(n: int) -> int:
     return int(4 * np.sqrt(n))
 
 
+def ivf_nprobe(lists: int) -> int:
+    return max(32, lists // IVF_NPROBE_SHARE)
+
+
 def build_dense(vectors: np.ndarray, ids: np.ndarray, seed: int = 0) -> Any:
     """Inner-product FAISS index over unit vectors keyed by int64 passage id: exact up to
-    FLAT_MAX passages, IVF (k-means lists, `IVF_NPROBE` probed per query) above."""
+    FLAT_MAX passages, IVF (k-means lists, one in IVF_NPROBE_SHARE probed per query) above."""
     import faiss
 
     vectors = np.ascontiguousarray(vectors, dtype=np.float32)
@@ -109,7 +169,7 @@ def build_dense(vectors: np.ndarray, ids: np.ndarray, seed: int = 0) -> Any:
         index = faiss.IndexIVFFlat(faiss.IndexFlatIP(d), d, lists, faiss.METRIC_INNER_PRODUCT)
         sample = np.random.default_rng(seed).choice(n, size=min(n, 64 * lists), replace=False)
         index.train(vectors[np.sort(sample)])
-        index.nprobe = IVF_NPROBE
+        index.nprobe = ivf_nprobe(lists)
     if n:
         index.add_with_ids(vectors, ids.astype(np.int64))
     return index
@@ -232,13 +292,10 @@ def write_index(
 
     def fill(tmp: Path) -> None:
         _write_manifest(tmp, manifest)
-        with open(tmp / "passages.jsonl", "w", encoding="utf-8") as fh:
-            for p in passages:
-                fh.write(json.dumps(p.to_json(), ensure_ascii=False) + "\n")
+        PassageTable.from_passages(passages, len(sentence_vectors), texts).save(tmp)
         with open(tmp / "sources.jsonl", "w", encoding="utf-8") as fh:
             for name in sorted(texts):
                 fh.write(json.dumps({"id": name, "text": texts[name]}, ensure_ascii=False) + "\n")
-        np.save(tmp / "ids.npy", ids, allow_pickle=False)
         np.save(tmp / "vectors.npy", vectors, allow_pickle=False)
         np.save(tmp / "sentence_vectors.npy", sentence_vectors.astype(np.float32), allow_pickle=False)
         checkpoint("writing")
@@ -447,17 +504,6 @@ def read_texts(path: Path) -> dict[str, str]:
     return texts
 
 
-def _read_passages(gen: Path) -> tuple[Passage, ...]:
-    passages = []
-    with open(gen / "passages.jsonl", encoding="utf-8") as fh:
-        for number, line in enumerate(fh, 1):
-            try:
-                passages.append(Passage.from_json(json.loads(line)))
-            except ValueError as exc:  # JSONDecodeError too
-                raise ValueError(f"passages.jsonl:{number}: {exc}") from None
-    return tuple(passages)
-
-
 OPEN_ATTEMPTS = 5
 T = TypeVar("T")
 
@@ -477,58 +523,59 @@ def open_with(root: Path, use: Callable[[Index], T]) -> T:
         try:
             return use(_open_generation(root, state))
         except RagError:
-            if attempt == OPEN_ATTEMPTS - 1 or state.generation is None or state.generation.is_dir():
+            if attempt == OPEN_ATTEMPTS - 1 or state.generation is None or not _switched(root, state.generation):
                 raise
     raise AssertionError("unreachable")
 
 
-def _open_generation(root: Path, state: IndexState) -> Index:
-    import bm25s
-    import faiss
+def _switched(root: Path, generation: Path) -> bool:
+    """Whether a build has moved CURRENT away from `generation` (or begun removing it) since it
+    was read: the reader's failure is then the clean-up's doing, not damage."""
+    if not generation.is_dir():
+        return True
+    try:
+        return current_generation(root) != generation
+    except RagError:
+        return False
 
+
+def _open_generation(root: Path, state: IndexState) -> Index:
     if state.manifest is None or state.generation is None:
         raise RagError(state.message)
     manifest, gen = state.manifest, state.generation
     try:
-        passages = _read_passages(gen)
-        ids = np.load(gen / "ids.npy", allow_pickle=False)
-        vectors = np.load(gen / "vectors.npy", allow_pickle=False, mmap_mode="r")
-        sentence_vectors = np.load(gen / "sentence_vectors.npy", allow_pickle=False, mmap_mode="r")
-        dense = faiss.read_index(str(gen / "dense.faiss"))
-        retriever = bm25s.BM25.load(str(gen / "bm25"), show_progress=False)
-        tokenizer = new_bm25_tokenizer()
-        tokenizer.load_vocab(str(gen / "bm25"))
-        term_max = np.load(gen / "bm25" / "term_max.npy", allow_pickle=False)
-        flat = np.load(gen / SENTENCE_TERMS, allow_pickle=False, mmap_mode="r")
+        texts = read_texts(gen)
+        passages = PassageTable.load(gen, texts)
+        vectors = np.asarray(np.load(gen / "vectors.npy", allow_pickle=False, mmap_mode="r"))
+        sentence_vectors = np.asarray(np.load(gen / "sentence_vectors.npy", allow_pickle=False, mmap_mode="r"))
+        dense = DenseIndex(gen / "dense.faiss", manifest.faiss_index, vectors, passages.ids)
+        if not dense.exact or not (gen / "dense.faiss").is_file():
+            dense.faiss()  # an approximate index is searched by FAISS: read it now, to fail here if damaged
+        lexical = LexicalIndex.load(gen / "bm25", len(passages))
+        flat = np.asarray(np.load(gen / SENTENCE_TERMS, allow_pickle=False, mmap_mode="r"))
         offsets = np.load(gen / SENTENCE_TERM_OFFSETS, allow_pickle=False)
     except (OSError, ValueError, KeyError, RuntimeError, UnicodeDecodeError, EOFError) as exc:
         detail = str(exc).splitlines()[0][:160] if str(exc) else type(exc).__name__
         raise RagError(f"the index in '{root}' is damaged ({detail}); rebuild it with: rag index --full") from None
-    sentences = sum(len(p.sentences) for p in passages)
+    sentences = len(passages.spans)
     if (
         vectors.shape != (len(passages), manifest.dimension)
-        or ids.shape != (len(passages),)
-        or dense.ntotal != len(passages)
+        or len(passages) != manifest.passages
+        or (dense._faiss is not None and dense.faiss().ntotal != len(passages))
         or sentence_vectors.shape != (sentences, manifest.dimension)
         or offsets.shape != (sentences + 1,)
         or (len(offsets) and (offsets[-1] != len(flat) or np.any(np.diff(offsets) < 0)))
-        or len(term_max) != len(tokenizer.get_vocab_dict())
-        or any(p.sentence_row + len(p.sentences) > sentences or p.sentence_row < 0 for p in passages)
+        or (len(lexical.indices) and int(lexical.indices.max()) >= len(passages))
     ):
         raise RagError(f"the index in '{root}' is inconsistent (its files disagree); rebuild it with: rag index --full")
     return Index(
         path=gen,
         manifest=manifest,
         passages=passages,
-        ids=ids,
         vectors=vectors,
         sentence_vectors=sentence_vectors,
         dense=dense,
-        bm25=retriever,
-        bm25_tokenizer=tokenizer,
-        term_max=term_max,
+        lexical=lexical,
         sentence_terms=flat,
         sentence_term_offsets=offsets,
-        sentence_starts=np.array([p.sentence_row for p in passages], dtype=np.int64),
-        sentence_counts=np.array([len(p.sentences) for p in passages], dtype=np.int64),
     )

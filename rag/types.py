@@ -13,6 +13,7 @@ from typing import Any, Literal
 from .abstention import AbstentionModel
 
 SegmentKind = Literal["prose", "list"]
+Span = tuple[int, int]  # [start, end) character offsets into a source's text
 FigureKind = Literal["count", "time", "date"]
 
 
@@ -199,6 +200,7 @@ class Manifest:
     next_id: int
     faiss_index: str
     abstention: AbstentionModel  # how support is computed and the threshold answers must reach
+    precision: str = "fp32"  # of the model copy that encoded the passages (questions must match)
     extra: dict[str, Any] = field(default_factory=dict)
     onnx: dict[str, Any] | None = None  # the verified ONNX copy of the model in onnx/, if any
 
@@ -218,6 +220,7 @@ class Manifest:
             "next_id": self.next_id,
             "faiss_index": self.faiss_index,
             "abstention": self.abstention.to_json(),
+            "precision": self.precision,
             "extra": self.extra,
             "onnx": self.onnx,
         }
@@ -245,6 +248,7 @@ class Manifest:
             next_id=field_of(data, "next_id", "int"),
             faiss_index=field_of(data, "faiss_index", "str"),
             abstention=AbstentionModel.from_json(field_of(data, "abstention", "dict")),
+            precision=field_of(data, "precision", "str", "fp32"),
             extra=field_of(data, "extra", "dict", {}),
             onnx=onnx,
         )

@@ -12,6 +12,10 @@ ROOT = Path(__file__).resolve().parent.parent
 SEEDS = ROOT / "seeds"
 sys.path.insert(0, str(Path(__file__).parent))
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
+if "RAG_CACHE" not in os.environ:  # kept model copies live with this test session, never in $HOME
+    import tempfile
+
+    os.environ["RAG_CACHE"] = tempfile.mkdtemp(prefix="rag-cache-")
 
 from fakes import HashEncoder
 
@@ -60,6 +64,16 @@ def real_encoder():
     from rag.embedding import SentenceTransformerEncoder
 
     return SentenceTransformerEncoder()
+
+
+def served_searcher(root: Path):
+    """A Searcher on the index in `root` with the encoder `rag ask` uses (its own copy of the model)."""
+    from rag.onnx_encoder import question_encoder
+    from rag.search import Searcher
+    from rag.store import open_index
+
+    index = open_index(root)
+    return Searcher(index, question_encoder(index.path, index.manifest.model))
 
 
 @pytest.fixture(scope="session")

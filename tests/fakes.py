@@ -19,6 +19,7 @@ class HashEncoder:
 
     def __init__(self, name: str = "fake-hash", dimension: int = 64, max_seq_length: int = 256) -> None:
         self.name = name
+        self.precision = "fp32"
         self.dimension = dimension
         self.max_seq_length = max_seq_length
         self.passage_calls = 0

@@ -193,14 +193,14 @@ def test_beir_folder(tmp_path: Path, fake_encoder):
     assert len(data.corpus) == 3 and data.qrels == {"q1": {"d1": 1}, "q2": {"d2": 1}}
     assert data.questions[0].answers == ("1902",)
     logs: list[str] = []
-    report = eval_beir(folder, tmp_path / "cache", fake_encoder, EvalOptions(k=10, modes=("hybrid", "bm25")), logs.append)
+    report = eval_beir(folder, tmp_path / "cache", EvalOptions(k=10, modes=("hybrid", "bm25")), logs.append, encoder=fake_encoder)
     assert report.results[0].metrics["hit@1"] == 1.0 and report.results[0].extra["answer@1"] == 1.0
     assert "indexing" in logs[0]
     calls = fake_encoder.passage_calls
-    eval_beir(folder, tmp_path / "cache", fake_encoder, EvalOptions(k=10, modes=("hybrid",)), logs.append)
+    eval_beir(folder, tmp_path / "cache", EvalOptions(k=10, modes=("hybrid",)), logs.append, encoder=fake_encoder)
     assert fake_encoder.passage_calls == calls and "reusing" in logs[-1]  # cached index reused
     (folder / "corpus.jsonl").write_text((folder / "corpus.jsonl").read_text() + "\n" + json.dumps({"_id": "d4", "text": "New."}))
-    eval_beir(folder, tmp_path / "cache", fake_encoder, EvalOptions(k=10, modes=("hybrid",)), logs.append)
+    eval_beir(folder, tmp_path / "cache", EvalOptions(k=10, modes=("hybrid",)), logs.append, encoder=fake_encoder)
     assert fake_encoder.passage_calls == calls + 1  # a changed corpus is indexed again
 
 
@@ -213,7 +213,7 @@ def test_beir_answerable_field_and_calibration(tmp_path: Path, fake_encoder):
     (folder / "queries.jsonl").write_text("\n".join(map(json.dumps, queries)))
     data = load_beir(folder)
     assert [(q.id, q.answerable) for q in data.questions] == [("q1", True), ("q2", True), ("u1", False), ("u2", False)]
-    report = eval_beir(folder, tmp_path / "cache", fake_encoder, EvalOptions(k=10, modes=("hybrid",), calibrate=True), lambda m: None)
+    report = eval_beir(folder, tmp_path / "cache", EvalOptions(k=10, modes=("hybrid",), calibrate=True), lambda m: None, encoder=fake_encoder)
     a = report.results[0].abstention
     assert (a["answerable"], a["unanswerable"]) == (2, 2) and 0 <= a["auroc"] <= 1
     assert report.results[0].metrics["hit@1"] == 1.0  # ranking metrics over the answerable ones only

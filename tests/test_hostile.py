@@ -222,6 +222,12 @@ def corrupt_copy(seed_index: Path, tmp_path: Path) -> tuple[Path, Path]:
     return copy, current_generation(copy)
 
 
+def _shift_passage(gen: Path) -> None:
+    rows = np.load(gen / "passages.npy")
+    rows["end"][0] += 10**7
+    np.save(gen / "passages.npy", rows)
+
+
 def _manifest(gen: Path) -> dict:
     return json.loads((gen / "manifest.json").read_text())
 
@@ -231,12 +237,12 @@ DAMAGE = {
     "manifest wrong type": (lambda g: (g / "manifest.json").write_text(json.dumps({**_manifest(g), "passages": "88"})), "field 'passages' must be int"),
     "manifest wrong nested type": (lambda g: (g / "manifest.json").write_text(json.dumps({**_manifest(g), "chunking": {"max_tokens": [96]}})), "max_tokens"),
     "manifest no version": (lambda g: (g / "manifest.json").write_text(json.dumps({**_manifest(g), "format_version": "3"})), "format_version"),
-    "passages truncated": (lambda g: (g / "passages.jsonl").write_text((g / "passages.jsonl").read_text()[:-40]), "passages.jsonl:"),
-    "passage wrong type": (lambda g: (g / "passages.jsonl").write_text((g / "passages.jsonl").read_text().replace('"start": ', '"start": "', 1)), "passages.jsonl:1"),
-    "ids garbage": (lambda g: (g / "ids.npy").write_bytes(b"garbage"), "damaged"),
+    "passages truncated": (lambda g: (g / "passages.npy").write_bytes((g / "passages.npy").read_bytes()[:-40]), "damaged"),
+    "passage strings wrong type": (lambda g: (g / "passage_strings.json").write_text('{"sources": 5, "contexts": []}'), "passage_strings.json must hold"),
+    "passage outside its text": (lambda g: _shift_passage(g), "spans outside the indexed texts"),
+    "sources file garbage": (lambda g: (g / "sources.jsonl").write_text('{"id": 1}\n'), "sources.jsonl:1"),
     "vectors truncated": (lambda g: (g / "vectors.npy").write_bytes((g / "vectors.npy").read_bytes()[:1000]), "damaged"),
     "sentence vectors wrong shape": (lambda g: np.save(g / "sentence_vectors.npy", np.zeros((3, 384), np.float32)), "inconsistent"),
-    "faiss garbage": (lambda g: (g / "dense.faiss").write_bytes(b"\x00" * 64), "damaged"),
     "bm25 vocab missing": (lambda g: (g / "bm25" / "vocab.index.json").unlink(), "damaged"),
     "term maxima missing": (lambda g: (g / "bm25" / "term_max.npy").unlink(), "damaged"),
     "sentence terms garbage": (lambda g: (g / "sentence_term_offsets.npy").write_bytes(b"xx"), "damaged"),
@@ -256,6 +262,19 @@ def test_damaged_index_files(seed_index: Path, tmp_path: Path, case: str):
     if case.startswith("manifest"):  # never replaced by an update: only --full does that
         one_line_error(rag("index", "--sources", str(SEEDS), "--index", str(index)), "rag index --full")
         assert current_generation(index) == gen
+
+
+@pytest.mark.model
+def test_damaged_faiss_file(seed_index: Path, tmp_path: Path):
+    """Exact search reads the vectors, so questions are still answered; an update needs the FAISS
+    file and refuses with one line."""
+    index, gen = corrupt_copy(seed_index, tmp_path)
+    (gen / "dense.faiss").write_bytes(b"\x00" * 64)
+    assert answers(index)["hits"]
+    sources = tmp_path / "sources"
+    shutil.copytree(SEEDS, sources)
+    (sources / "new.txt").write_text("A new article about the river ferry and its boats.")
+    one_line_error(rag("index", "--sources", str(sources), "--index", str(index)), "dense.faiss", "--full")
 
 
 @pytest.mark.model

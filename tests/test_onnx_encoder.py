@@ -16,7 +16,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from rag.build import build_index
-from rag.onnx_encoder import ExportUnavailable, pooling_of
+from rag.onnx_encoder import DEFAULT_PRECISION, INT8_ANY_TEXT_COSINE, INT8_MIN_COSINE, ExportUnavailable, pooling_of
 from rag.store import ONNX_DIR, current_generation, read_manifest
 
 QUESTIONS = [
@@ -29,22 +29,67 @@ QUESTIONS = [
 
 
 @pytest.fixture(scope="module")
-def onnx_encoder(seed_index: Path):
+def fp32_index(tmp_path_factory: pytest.TempPathFactory, real_encoder) -> Path:
+    root = tmp_path_factory.mktemp("fp32") / "index"
+    build_index(ROOT / "seeds", root, real_encoder, precision="fp32")
+    return root
+
+
+def _copy(root: Path):
     from rag.onnx_encoder import open_onnx_encoder
 
-    encoder = open_onnx_encoder(current_generation(seed_index), read_manifest(seed_index).model)
+    encoder = open_onnx_encoder(current_generation(root), read_manifest(root).model)
     assert encoder is not None
     return encoder
 
 
+@pytest.fixture(scope="module")
+def onnx_encoder(fp32_index: Path):
+    """The fp32 copy: the model's vectors to float precision."""
+    return _copy(fp32_index)
+
+
+@pytest.fixture(scope="module")
+def int8_encoder(seed_index: Path):
+    """The default (int8) copy."""
+    return _copy(seed_index)
+
+
 @pytest.mark.model
-def test_the_build_exports_a_verified_copy(seed_index: Path):
-    manifest = read_manifest(seed_index)
-    folder = current_generation(seed_index) / ONNX_DIR
-    assert sorted(p.name for p in folder.iterdir()) == ["config.json", "model.onnx", "tokenizer.json"]
-    assert manifest.onnx == json.loads((folder / "config.json").read_text())
-    assert manifest.onnx["pooling"] == "mean" and manifest.onnx["dimension"] == manifest.dimension
-    assert manifest.onnx["max_abs_diff"] < 1e-4
+def test_the_build_exports_a_verified_copy(seed_index: Path, fp32_index: Path):
+    for root, precision in ((seed_index, DEFAULT_PRECISION), (fp32_index, "fp32")):
+        manifest = read_manifest(root)
+        folder = current_generation(root) / ONNX_DIR
+        assert sorted(p.name for p in folder.iterdir()) == ["config.json", "model.onnx", "tokenizer.json"]
+        assert manifest.onnx == json.loads((folder / "config.json").read_text())
+        assert manifest.onnx["pooling"] == "mean" and manifest.onnx["dimension"] == manifest.dimension
+        assert manifest.precision == manifest.onnx["precision"] == precision
+    assert read_manifest(fp32_index).onnx["max_abs_diff"] < 1e-4
+    int8 = read_manifest(seed_index).onnx
+    assert int8["min_cosine"] >= INT8_MIN_COSINE
+    fp32_bytes = (current_generation(fp32_index) / ONNX_DIR / "model.onnx").stat().st_size
+    assert (current_generation(seed_index) / ONNX_DIR / "model.onnx").stat().st_size < fp32_bytes / 3  # int8 weights
+
+
+@pytest.mark.model
+@settings(max_examples=15, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(st.lists(st.text(min_size=1, max_size=300), min_size=1, max_size=4))
+def test_int8_vectors_are_within_the_stated_cosine(int8_encoder, real_encoder, texts: list[str]):
+    got, expected = int8_encoder.encode_queries(texts), real_encoder.encode_queries(texts)
+    assert got.dtype == np.float32 and (got * expected).sum(axis=1).min() >= INT8_ANY_TEXT_COSINE
+
+
+@pytest.mark.model
+def test_an_index_refuses_questions_encoded_at_the_other_precision(seed_index: Path, fp32_index: Path, onnx_encoder, int8_encoder):
+    from rag.errors import RagError
+    from rag.search import Searcher
+    from rag.store import open_index
+
+    with pytest.raises(RagError, match="int8 copy but the questions would be encoded at fp32"):
+        Searcher(open_index(seed_index), onnx_encoder)
+    with pytest.raises(RagError, match="fp32"):
+        Searcher(open_index(fp32_index), int8_encoder)
+    assert Searcher(open_index(seed_index), int8_encoder).ask("Who claimed the attack?").hits
 
 
 @pytest.mark.model
@@ -65,12 +110,12 @@ def test_onnx_vectors_equal_the_model_on_any_text(onnx_encoder, real_encoder, te
 
 
 @pytest.mark.model
-def test_answers_are_the_same_with_either_encoder(seed_index: Path, onnx_encoder, real_encoder):
+def test_answers_are_the_same_with_either_encoder(fp32_index: Path, onnx_encoder, real_encoder):
     from rag.evaluation import load_questions
     from rag.search import Searcher
     from rag.store import open_index
 
-    index = open_index(seed_index)
+    index = open_index(fp32_index)
     questions = [q.question for q in load_questions(ROOT / "eval" / "seeds" / "dev.jsonl")]
     fast, slow = Searcher(index, onnx_encoder).ask_many(questions, 5), Searcher(index, real_encoder).ask_many(questions, 5)
     for a, b in zip(fast, slow):
@@ -98,6 +143,7 @@ def test_a_model_the_copy_cannot_reproduce_keeps_the_torch_path(tmp_path: Path, 
     from rag.cli import open_searcher
 
     monkeypatch.setattr(rag.onnx_encoder, "TOLERANCE", -1.0)  # no copy can pass
+    monkeypatch.setenv("RAG_CACHE", "")  # and no kept copy stands in for the export
     sources = write_corpus(tmp_path / "sources", SMALL_CORPUS)
     build_index(sources, tmp_path / "index", real_encoder)
     manifest = read_manifest(tmp_path / "index")
@@ -153,7 +199,8 @@ def test_passage_vectors_equal_the_model(onnx_encoder, real_encoder):
 
 
 @pytest.mark.model
-def test_updates_share_the_copy_and_a_full_rebuild_makes_a_new_one(small_sources: Path, tmp_path: Path, real_encoder):
+def test_updates_share_the_copy_and_a_full_rebuild_makes_a_new_one(small_sources: Path, tmp_path: Path, real_encoder, monkeypatch):
+    monkeypatch.setenv("RAG_CACHE", str(tmp_path / "cache"))
     root = tmp_path / "index"
     build_index(small_sources, root, real_encoder)
     first = current_generation(root) / ONNX_DIR / "model.onnx"
@@ -163,7 +210,14 @@ def test_updates_share_the_copy_and_a_full_rebuild_makes_a_new_one(small_sources
     assert second != first and os.path.samefile(first, second)  # a hard link, not a new export
     build_index(small_sources, root, real_encoder, full=True)
     third = current_generation(root) / ONNX_DIR / "model.onnx"
-    assert not os.path.samefile(second, third) and read_manifest(root).onnx is not None
+    from rag.copies import cached_copy
+
+    kept = cached_copy(real_encoder.name, DEFAULT_PRECISION)
+    assert kept is not None and os.path.samefile(third, kept / "model.onnx")  # the machine's kept copy, linked
+    monkeypatch.setenv("RAG_CACHE", "")
+    build_index(small_sources, root, real_encoder, full=True)
+    fourth = current_generation(root) / ONNX_DIR / "model.onnx"
+    assert not os.path.samefile(third, fourth) and read_manifest(root).onnx is not None  # nothing kept: exported
     build_index(small_sources, root, HashEncoder(name="fake-other"))  # another model: no copy of the old one
     assert read_manifest(root).onnx is None
     assert not (current_generation(root) / ONNX_DIR).exists()
@@ -194,3 +248,15 @@ def test_rag_index_updates_with_the_copy_alone(small_sources: Path, tmp_path: Pa
     by_text = {p.embed_text: rebuilt.vectors[i] for i, p in enumerate(rebuilt.passages)}
     for i, p in enumerate(updated.passages):
         assert np.abs(updated.vectors[i] - by_text[p.embed_text]).max() < 1e-5
+
+
+@pytest.mark.model
+def test_int8_vectors_do_not_depend_on_what_is_encoded_beside_them(int8_encoder):
+    """Dynamic int8 scales are set per run: each text runs alone, so an update's vectors equal
+    a full rebuild's and a question's vector is the same asked alone or in a batch."""
+    short, long = "Who claimed the attack?", "The junta said the attackers were neutralised. " * 20
+    alone = int8_encoder.encode_passages([short], [[(0, len(short))]])
+    beside = int8_encoder.encode_passages([long, short, long], [[(0, 10)], [(0, len(short))], [(0, 10)]])
+    assert np.array_equal(alone[0][0], beside[0][1]) and np.array_equal(alone[1][0], beside[1][1])
+    assert np.array_equal(int8_encoder.encode_queries([short])[0], int8_encoder.encode_queries([long, short])[1])
+    assert np.abs(int8_encoder.encode_queries([short])[0] - alone[0][0]).max() < 1e-5  # questions and passages alike

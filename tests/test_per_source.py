@@ -6,6 +6,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from conftest import served_searcher
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -108,8 +109,8 @@ def test_wire_copy_in_two_sources_is_one_group(tmp_path: Path, fake_encoder):
 
 
 @pytest.mark.model
-def test_toll_question_on_the_seeds(seed_index: Path, real_encoder):
-    searcher = Searcher(open_index(seed_index), real_encoder)
+def test_toll_question_on_the_seeds(seed_index: Path):
+    searcher = served_searcher(seed_index)
     answer = searcher.ask("How many people were killed in the Bamako attack?", 5)
     statements = answer.by_source
     assert len({s.source for s in statements}) >= 4 and answer.figures_differ
@@ -121,8 +122,8 @@ def test_toll_question_on_the_seeds(seed_index: Path, real_encoder):
 
 
 @pytest.mark.model
-def test_sources_that_agree_are_grouped_on_the_seeds(seed_index: Path, real_encoder):
-    searcher = Searcher(open_index(seed_index), real_encoder)
+def test_sources_that_agree_are_grouped_on_the_seeds(seed_index: Path):
+    searcher = served_searcher(seed_index)
     answer = searcher.ask("Which airport was closed after the attack?", 5)
     closed = [s for s in answer.by_source if "Modibo Keita International Airport" in s.text and "closed" in s.text]
     assert len(closed) >= 3 and len({s.group for s in closed}) == 1 and not answer.figures_differ

@@ -6,7 +6,7 @@ import json
 from pathlib import Path
 
 import pytest
-from conftest import ROOT, SEEDS
+from conftest import ROOT, SEEDS, served_searcher
 
 from rag.eval_runner import EvalOptions, eval_jsonl
 from rag.evaluation import contains_answer, load_questions
@@ -18,8 +18,8 @@ QUESTIONS = ROOT / "eval" / "seeds" / "dev.jsonl"  # the tuning split; test.json
 
 
 @pytest.fixture(scope="module")
-def searcher(seed_index: Path, real_encoder) -> Searcher:
-    return Searcher(open_index(seed_index), real_encoder)
+def searcher(seed_index: Path) -> Searcher:
+    return served_searcher(seed_index)
 
 
 @pytest.fixture(scope="module")

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import ROOT, write_corpus
+from conftest import ROOT, served_searcher, write_corpus
 from fakes import HashEncoder
 
 from rag.build import build_index
@@ -75,8 +75,8 @@ def test_edit_add_delete_cycle(setup):
     # the deleted source is gone from the passages, FAISS and BM25
     beta_ids = [p.id for p in before.passages if p.source == "beta.txt"]
     assert not any(p.source == "beta.txt" for p in after.passages)
-    assert after.dense.ntotal == len(after.passages)
-    stored = after.dense.search(np.asarray(after.vectors), 1)[1].ravel()
+    assert after.dense.faiss().ntotal == len(after.passages)
+    stored = after.dense.faiss().search(np.asarray(after.vectors), 1)[1].ravel()
     assert not set(stored.tolist()) & set(beta_ids)
     searcher = Searcher(after, encoder)
     assert "beta" not in searcher._vocab  # no passage contains the word any more
@@ -85,7 +85,7 @@ def test_edit_add_delete_cycle(setup):
     assert searcher.ask("delta harbour ferry islands", k=1).hits[0].source == "delta.txt"
     # FAISS answers like brute force after the update
     q = encoder.encode_queries(["alpha council correction"])
-    scores, ids = after.dense.search(q, 5)
+    scores, ids = after.dense.faiss().search(q, 5)
     brute = np.sort(np.asarray(after.vectors) @ q[0])[::-1][:5]
     np.testing.assert_allclose(scores[0], brute, atol=1e-5)
     # a deleted source never comes back
@@ -212,7 +212,7 @@ def test_sigkill_at_every_point_leaves_a_working_index(tmp_path: Path, real_enco
             assert gen != before  # the new generation had been made current
         else:
             assert gen == before  # killed before the switch: still the last complete one
-        answer = Searcher(open_index(root), real_encoder).ask("When did the alpha council meet?", k=3)
+        answer = served_searcher(root).ask("When did the alpha council meet?", k=3)
         assert answer.hits and all(h.text for h in answer.hits)
     leftovers = list(root.glob(".tmp-*"))
     assert leftovers  # the killed builds left temporary folders behind...

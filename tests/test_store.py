@@ -71,7 +71,7 @@ def test_faiss_equals_brute_force(tmp_path: Path, fake_encoder):
     build_index(sources, tmp_path / "index", fake_encoder)
     index = open_index(tmp_path / "index")
     queries = fake_encoder.encode_queries([" ".join(rng.choice(vocabulary, 5)) for _ in range(20)])
-    scores, ids = index.dense.search(queries, 10)
+    scores, ids = index.dense.faiss().search(queries, 10)
     brute = queries @ np.asarray(index.vectors).T
     for q in range(len(queries)):
         expected = np.sort(brute[q])[::-1][:10]
@@ -142,3 +142,31 @@ def test_quick_successive_builds_keep_the_current_and_the_previous_generation(sm
         build_index(small_sources, root, fake_encoder)
         kept.append(current_generation(root))
         assert sorted(p.name for p in root.glob("gen-*")) == sorted({g.name for g in kept[-2:]})
+
+
+def test_numpy_exact_search_equals_faiss_and_lexical_equals_bm25s(tmp_path: Path, fake_encoder):
+    import bm25s
+
+    from rag.lexical import new_bm25_tokenizer
+
+    texts = {f"d{i}.txt": " ".join(f"word{(i * 7 + j) % 53} item{j % 11}." for j in range(30)) for i in range(40)}
+    sources = tmp_path / "s"
+    sources.mkdir()
+    for name, text in texts.items():
+        (sources / name).write_text(text)
+    build_index(sources, tmp_path / "index", fake_encoder)
+    index = open_index(tmp_path / "index")
+    assert index.dense.exact
+    rng = np.random.default_rng(3)
+    for q in rng.normal(size=(20, fake_encoder.dimension)).astype(np.float32):
+        q /= np.linalg.norm(q)
+        ours = index.dense.search(q, 10)
+        _, theirs = index.dense.faiss().search(q.reshape(1, -1), 10)
+        brute = np.asarray(index.vectors) @ q
+        np.testing.assert_allclose(np.sort(brute[index.rows(ours)])[::-1], np.sort(brute[index.rows(theirs[0])])[::-1], atol=1e-6)
+    retriever = bm25s.BM25.load(str(index.path / "bm25"))
+    tokenizer = new_bm25_tokenizer()
+    tokenizer.load_vocab(str(index.path / "bm25"))
+    assert tokenizer.get_vocab_dict() == index.lexical.vocab
+    for terms in ([1], [3, 9, 20], list(range(0, len(index.lexical.vocab), 7))):
+        np.testing.assert_allclose(index.lexical.scores(np.array(terms)), retriever.get_scores_from_ids(terms), rtol=1e-6)

@@ -90,11 +90,12 @@ def test_source_filter_in_page(state: AppState):
     assert "volcano.txt" in page and "notes/river.txt" not in page
 
 
-def test_start_up_updates_a_stale_index_and_leaves_a_current_one(small_sources: Path, tmp_path: Path, fake_encoder):
+def test_start_up_updates_a_stale_index_and_leaves_a_current_one(small_sources: Path, tmp_path: Path, fake_encoder, monkeypatch):
     from conftest import SMALL_CORPUS
     from rag.serve import ensure_index
     from rag.store import current_generation
 
+    monkeypatch.setenv("RAG_CACHE", "")  # no kept copy of the default model: the first build loads it
     logs: list[str] = []
     loads: list[str | None] = []
 
