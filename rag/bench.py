@@ -21,6 +21,7 @@ from __future__ import annotations
 import json
 import os
 import resource
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -124,7 +125,7 @@ def build_figures(name: str, sources: Path, work: Path, rounds: int, log: Any) -
         for precision in PRECISIONS if r % 2 == 0 else PRECISIONS[::-1]:
             log(f"{name}: rag index --precision {precision} (round {r + 1} of {rounds})")
             target = work / f"{name}-{precision}"
-            shutil_rmtree(target)
+            shutil.rmtree(target, ignore_errors=True)
             runs[precision].append(rag_index(sources, target, precision))
     ratios = [a / b for (a, _), (b, _) in zip(runs["int8"], runs["fp32"])]
     return {
@@ -135,12 +136,6 @@ def build_figures(name: str, sources: Path, work: Path, rounds: int, log: Any) -
         "int8_rss_mb": max(m for _, m in runs["int8"]),
         "fp32_rss_mb": max(m for _, m in runs["fp32"]),
     }
-
-
-def shutil_rmtree(path: Path) -> None:
-    import shutil
-
-    shutil.rmtree(path, ignore_errors=True)
 
 
 def query_figures(index_dir: Path, questions: Sequence[str], side_note: bool) -> dict[str, Any]:
@@ -379,7 +374,7 @@ def scale_figures(sizes: Sequence[int], fit_index: Path, questions: list[str], o
             _, peak, out = run_measured([sys.executable, "-c", code], ENV)
             result.update(json.loads(out.strip().splitlines()[-1]))
             result["write_peak_rss_mb"], result["peak_rss_mb"] = write_peak, peak
-            shutil_rmtree(root)
+            shutil.rmtree(root, ignore_errors=True)
             results.append(result)
     return results
 
@@ -397,6 +392,7 @@ def squad_folder(squad: Path, into: Path) -> list[str]:
 def run_bench(squad: Path | None, squad2: Path | None, sizes: Sequence[int], rounds: int, log: Any,
               side_note: bool = True) -> dict[str, Any]:
     from .evaluation import load_questions
+    from .store import read_manifest
 
     report: dict[str, Any] = {"cpu_count": os.cpu_count(), "rounds": rounds, "corpora": []}
     seed_questions = [q.question for q in load_questions(ROOT / "eval" / "seeds" / "dev.jsonl")]
@@ -413,8 +409,6 @@ def run_bench(squad: Path | None, squad2: Path | None, sizes: Sequence[int], rou
             figures: dict[str, Any] = {"corpus": name, "documents": sum(1 for p in sources.rglob("*") if p.is_file())}
             figures["build"] = build_figures(name, sources, work, corpus_rounds, log)
             index_dir = work / f"{name}-int8"
-            from .store import read_manifest
-
             figures["passages"] = read_manifest(index_dir).passages
             log(f"{name}: warm queries")
             figures.update(query_figures(index_dir, questions, side_note and name == "seeds"))

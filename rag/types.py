@@ -271,17 +271,13 @@ class Hit:
     features: tuple[float, ...] = ()  # the evidence `support` was computed from (not in JSON)
 
     def to_json(self) -> dict[str, Any]:
-        return {
-            "rank": self.rank,
-            "score": round(self.score, 6),
-            "support": round(self.support, 4),
-            "source": self.source,
-            "title": self.title,
-            "start": self.start,
-            "end": self.end,
-            "text": self.text,
-            "highlight": [self.highlight[0], self.highlight[1]],
-        }
+        return {"rank": self.rank, "score": round(self.score, 6), "support": round(self.support, 4), **_cited(self)}
+
+
+def _cited(item: Hit | Statement) -> dict[str, Any]:
+    """The citation fields of a hit or a statement, as JSON, in one order for both."""
+    return {"source": item.source, "title": item.title, "start": item.start, "end": item.end, "text": item.text,
+            "highlight": [item.highlight[0], item.highlight[1]]}
 
 
 @dataclass(frozen=True)
@@ -317,12 +313,7 @@ class Statement:
 
     def to_json(self) -> dict[str, Any]:
         return {
-            "source": self.source,
-            "title": self.title,
-            "start": self.start,
-            "end": self.end,
-            "text": self.text,
-            "highlight": [self.highlight[0], self.highlight[1]],
+            **_cited(self),
             "score": round(self.score, 4),
             "figures": [f.to_json() for f in self.figures],
             "group": self.group,
