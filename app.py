@@ -1,6 +1,7 @@
 """Serve the grounded question-answering app on the seeds (or any sources folder).
 
-    python app.py [--sources DIR] [--index DIR] [--host H] [--port P]
+    python app.py [--sources DIR] [--index DIR | --store milvus:PATH.db|milvus://HOST:PORT [--collection NAME]]
+                  [--host H] [--port P]
 
 The index is built first when it is missing or out of date with the sources. Host and port
 default to GRADIO_SERVER_NAME / GRADIO_SERVER_PORT, else 127.0.0.1:7860.
@@ -22,6 +23,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description="Serve the grounded question-answering app.")
     parser.add_argument("--sources", type=Path, default=Path("seeds"), help="folder of .txt/.md articles (default: seeds)")
     parser.add_argument("--index", type=Path, default=Path("index"), help="index folder (default: index)")
+    parser.add_argument("--store", default=None, help="a Milvus store instead of the --index folder: milvus://HOST:PORT or milvus:PATH.db")
+    parser.add_argument("--collection", default="rag", help="with --store: the collection (default: rag)")
     parser.add_argument("--host", default=os.environ.get("GRADIO_SERVER_NAME") or "127.0.0.1")
     parser.add_argument("--port", type=_port, default=os.environ.get("GRADIO_SERVER_PORT") or "7860",
                         help="port (default: GRADIO_SERVER_PORT, else 7860)")
@@ -48,18 +51,26 @@ def main(argv: list[str] | None = None) -> int:
     os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
     from rag.batching import MicroBatchEncoder
     from rag.errors import RagError
-    from rag.serve import current_name, ensure_index, open_backend, question_encoder
+    from rag.locations import current_label, location, open_searcher
+    from rag.serve import current_name, ensure_at, ensure_index, open_backend, open_backend_at, question_encoder
     from rag.server import build_app, serve
     from rag.store import inspect_index
     from rag.webui import AppState, build_ui
 
     try:
-        loaded = ensure_index(args.sources, args.index, log)
-        state = inspect_index(args.index)
-        if state.manifest is None or state.generation is None:
-            raise RagError(state.message)
-        encoder = MicroBatchEncoder(question_encoder(state.generation, state.manifest.model, loaded))
-        app_state = AppState(lambda: open_backend(args.index, encoder), lambda: current_name(args.index), log=log)
+        where = location(args.index, args.store, args.collection)
+        if where.milvus is not None:
+            ensure_at(args.sources, where, log)
+            searcher = open_searcher(where)
+            encoder = MicroBatchEncoder(searcher.encoder)
+            app_state = AppState(lambda: open_backend_at(where, encoder), lambda: current_label(where), log=log)
+        else:
+            loaded = ensure_index(args.sources, args.index, log)
+            state = inspect_index(args.index)
+            if state.manifest is None or state.generation is None:
+                raise RagError(state.message)
+            encoder = MicroBatchEncoder(question_encoder(state.generation, state.manifest.model, loaded))
+            app_state = AppState(lambda: open_backend(args.index, encoder), lambda: current_name(args.index), log=log)
         app = build_app(app_state, build_ui(app_state))
     except RagError as exc:
         log(f"error: {exc}")

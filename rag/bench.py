@@ -296,7 +296,7 @@ def scale_measure(root: Path, questions_file: Path) -> dict[str, Any]:
     questions and end-to-end answer() latency."""
     from .onnx_encoder import question_encoder
     from .retrieval import top_rows
-    from .search import Searcher
+    from .search import CANDIDATES, Searcher
     from .store import open_index
 
     questions = json.loads(questions_file.read_text())
@@ -310,7 +310,9 @@ def scale_measure(root: Path, questions_file: Path) -> dict[str, Any]:
     for i, q in enumerate(questions):
         exact = set(index.ids[top_rows(np.asarray(index.vectors @ vectors[i]), 10)].tolist())
         t = time.perf_counter()
-        got = index.dense.search(vectors[i], 10)
+        pool = index.dense.search(vectors[i], CANDIDATES)  # as the search takes them, then rescores exactly
+        rows = index.rows(pool)
+        got = index.ids[rows[top_rows(np.asarray(index.vectors[rows] @ vectors[i]), 10)]]
         dense_ms.append((time.perf_counter() - t) * 1000)
         found.append(len(exact & set(got.tolist())) / 10)
     for i, q in enumerate(questions):  # warm: each question's pages read once
@@ -333,6 +335,76 @@ def scale_measure(root: Path, questions_file: Path) -> dict[str, Any]:
         "rss_per_million_mb": (after["rss_mb"] - before["rss_mb"]) / len(index.passages) * 1_000_000,
         "disk_mb": sum(f.stat().st_size for f in root.rglob("*") if f.is_file()) / 2**20,
     }
+
+
+def tree_rss_mb(pid: int) -> float:
+    """Resident memory of a process and all its descendants (Milvus Lite's engine is a child)."""
+    total = 0.0
+    todo = [pid]
+    while todo:
+        current = todo.pop()
+        total += peak_rss_mb(current) or 0.0
+        for task in Path(f"/proc/{current}/task").glob("*/children"):
+            try:
+                todo += [int(c) for c in task.read_text().split()]
+            except OSError:
+                continue
+    return total
+
+
+def store_measure(sources: Path, store: str, questions_file: Path) -> dict[str, Any]:
+    """Child process for one store: build the corpus into it (timed), open it as `rag ask`
+    does, then warm ask() latency (encode included) and the memory of this process and its
+    engine. `store` is a folder path or a milvus: spec."""
+    from .locations import build_at, encoder_for_build, location, open_searcher
+    from .sources import load_documents
+    from .types import ChunkingConfig
+
+    where = location(store) if not store.startswith("milvus:") else location("index", store, "rag")
+    docs = load_documents(sources)
+    encoder = encoder_for_build(where, None, None)
+    started = time.perf_counter()
+    report = build_at(where, sources, encoder, docs, ChunkingConfig(), from_files=False)
+    build_s = time.perf_counter() - started
+    searcher = open_searcher(where)
+    questions = json.loads(questions_file.read_text())
+    for q in questions:  # warm
+        searcher.ask(q, 5)
+    millis = []
+    for q in questions:
+        t = time.perf_counter()
+        searcher.ask(q, 5)
+        millis.append((time.perf_counter() - t) * 1000)
+    return {"passages": report.passages, "build_s": build_s, "passages_per_s": report.passages / build_s,
+            "ask_ms": {"p50": pct(millis, 50), "p99": pct(millis, 99)}, "rss_mb": tree_rss_mb(os.getpid())}
+
+
+def store_figures(name: str, sources: Path, questions: list[str], work: Path, log: Any) -> dict[str, Any]:
+    """The folder store and the Milvus store (Milvus Lite) on the same corpus, alternated in
+    fresh processes (with the machine's kept model copy, so neither exports)."""
+    questions_file = work / f"{name}-store-questions.json"
+    questions_file.write_text(json.dumps(questions[:200]))
+    figures: dict[str, Any] = {"corpus": name}
+    for kind in ("folder", "milvus-lite", "folder", "milvus-lite"):
+        target = str(work / f"{name}-{kind}") if kind == "folder" else f"milvus:{work / f'{name}-{kind}.db'}"
+        shutil.rmtree(work / f"{name}-{kind}", ignore_errors=True)
+        log(f"{name}: {kind} store: build and warm queries")
+        code = ("import json, sys; from pathlib import Path; from rag.bench import store_measure; "
+                "print(json.dumps(store_measure(Path(sys.argv[1]), sys.argv[2], Path(sys.argv[3]))))")
+        _, _, out = run_measured([sys.executable, "-c", code, str(sources), target, str(questions_file)], ENV)
+        figures.setdefault(kind, []).append(json.loads(out.strip().splitlines()[-1]))
+        if kind != "folder":
+            for leftover in work.glob(f"{name}-{kind}.db*"):
+                shutil.rmtree(leftover, ignore_errors=True) if leftover.is_dir() else leftover.unlink()
+    for kind in ("folder", "milvus-lite"):
+        runs = figures[kind]
+        figures[kind] = {"passages": runs[0]["passages"], "build_s": float(np.median([r["build_s"] for r in runs])),
+                         "ask_p50_ms": float(np.median([r["ask_ms"]["p50"] for r in runs])),
+                         "ask_p99_ms": float(np.median([r["ask_ms"]["p99"] for r in runs])),
+                         "rss_mb": float(np.median([r["rss_mb"] for r in runs]))}
+    figures["milvus_over_folder"] = {k: figures["milvus-lite"][k] / figures["folder"][k]
+                                     for k in ("build_s", "ask_p50_ms", "rss_mb")}
+    return figures
 
 
 def save_model(model: Any, path: Path) -> None:
@@ -390,7 +462,7 @@ def squad_folder(squad: Path, into: Path) -> list[str]:
 
 
 def run_bench(squad: Path | None, squad2: Path | None, sizes: Sequence[int], rounds: int, log: Any,
-              side_note: bool = True) -> dict[str, Any]:
+              side_note: bool = True, stores: bool = True) -> dict[str, Any]:
     from .evaluation import load_questions
     from .store import read_manifest
 
@@ -416,6 +488,8 @@ def run_bench(squad: Path | None, squad2: Path | None, sizes: Sequence[int], rou
             figures.update(cold_figures(sources, index_dir, questions[0]))
             report["corpora"].append(figures)
             built[name] = index_dir
+            if stores:
+                report.setdefault("stores", []).append(store_figures(name, sources, questions, work, log))
         if squad2 is not None:
             log("squad-v2.0-dev-half: building its index for the neighbour figures (not timed)")
             squad_folder(squad2, work / "squad2-src")
@@ -462,6 +536,12 @@ def format_report(report: dict[str, Any]) -> str:
                 f"  {r['corpus']:<20} {r['passages']:>6,}  real {fmt(r['real_1st'])} | {fmt(r['real_10th'])}   "
                 f"synthetic {fmt(r['synthetic_1st'])} | {fmt(r['synthetic_10th'])}   {'within' if r['within_tolerance'] else 'OUTSIDE'}"
             )
+    for st in report.get("stores", []):
+        f, m, r = st["folder"], st["milvus-lite"], st["milvus_over_folder"]
+        lines.append(f"stores on {st['corpus']} ({f['passages']:,} passages; build, warm ask p50/p99, process + engine memory):")
+        lines.append(f"  folder      {f['build_s']:.1f} s, {f['ask_p50_ms']:.1f}/{f['ask_p99_ms']:.1f} ms, {f['rss_mb']:.0f} MB")
+        lines.append(f"  milvus-lite {m['build_s']:.1f} s, {m['ask_p50_ms']:.1f}/{m['ask_p99_ms']:.1f} ms, {m['rss_mb']:.0f} MB "
+                     f"({r['build_s']:.2f}x / {r['ask_p50_ms']:.2f}x / {r['rss_mb']:.2f}x the folder's)")
     if report.get("scale"):
         lines.append(f"scale: whole synthetic indexes (vectors fitted on {report['scale_fitted_on']}), real questions, one at a time:")
         lines.append(f"  {'n':>9}  {'dense index':<24} {'recall@10':>9} {'answer p50/p99 ms':>18} {'searcher MB':>11} "

@@ -59,6 +59,15 @@ def _unit_float(name: str) -> Any:
     return parse
 
 
+STORE_HELP = "a Milvus store instead of the --index folder: milvus://HOST:PORT (a server) or milvus:PATH.db (Milvus Lite)"
+COLLECTION_HELP = "with --store: the collection (default: rag)"
+
+
+def _store_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--store", default=None, help=STORE_HELP)
+    parser.add_argument("--collection", default="rag", help=COLLECTION_HELP)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="rag", description="Grounded question answering over a folder of articles.")
     sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
@@ -74,6 +83,7 @@ def build_parser() -> argparse.ArgumentParser:
     index.add_argument("--watch", action="store_true", help="keep running and update the index whenever the sources change")
     index.add_argument("--debounce", type=float, default=1.0, help="with --watch: seconds of quiet before updating (default: 1)")
     index.add_argument("--quiet", action="store_true", help="no progress bar")
+    _store_options(index)
 
     ask = sub.add_parser("ask", help="answer a question with ranked, cited passages")
     ask.add_argument("question", nargs="?", help="the question (or use --questions)")
@@ -82,6 +92,7 @@ def build_parser() -> argparse.ArgumentParser:
     ask.add_argument("-k", type=_positive_int("-k", 100), default=5, help="passages to return (default: 5)")
     ask.add_argument("--json", action="store_true", help="print JSON instead of text")
     ask.add_argument("--model", default=None, help="must be the model the index was built with (default: that model)")
+    _store_options(ask)
     ev = sub.add_parser("eval", help="evaluate retrieval on a question set (JSONL) or a BEIR folder")
     ev.add_argument("questions", type=Path, help="JSONL question set, or a BEIR folder (corpus.jsonl, queries.jsonl, qrels/test.tsv)")
     ev.add_argument("--index", type=Path, default=DEFAULT_INDEX, help="index to evaluate a JSONL set against (default: index)")
@@ -99,6 +110,7 @@ def build_parser() -> argparse.ArgumentParser:
     ev.add_argument("--cache", type=Path, default=Path(".cache") / "eval", help="where BEIR corpora are indexed (default: .cache/eval)")
     ev.add_argument("--model", default=None, help="model for a BEIR corpus (default: bundled all-MiniLM-L6-v2)")
     ev.add_argument("--precision", choices=("int8", "fp32"), default=None, help="the model copy's precision for a BEIR corpus (default: int8)")
+    _store_options(ev)
     bench = sub.add_parser("bench", help="measure every stage against its floor, and search at scale")
     bench.add_argument("--squad", type=Path, default=Path(__file__).resolve().parent.parent.parent / "shared" / "datasets" / "squad-v1.1-dev",
                        help="SQuAD-dev BEIR folder (default: ../shared/datasets/squad-v1.1-dev; skipped if absent)")
@@ -106,6 +118,7 @@ def build_parser() -> argparse.ArgumentParser:
                        help="SQuAD 2.0 half folder, for the neighbour figures (skipped when missing)")
     bench.add_argument("--sizes", default="100000,1000000", help="comma list of synthetic corpus sizes (default: 100000,1000000)")
     bench.add_argument("--rounds", type=int, default=2, help="alternated int8/fp32 build rounds on SQuAD (default: 2)")
+    bench.add_argument("--no-stores", action="store_true", help="skip the folder-vs-Milvus Lite comparison")
     bench.add_argument("--json", action="store_true", help="print one JSON object")
     return parser
 
@@ -154,8 +167,13 @@ def cmd_index(args: argparse.Namespace) -> int:
     from .store import index_lock, inspect_index
     from .types import ChunkingConfig
 
+    from .locations import location
+
     started = time.perf_counter()
+    where = location(args.index, args.store, args.collection)  # a bad --store fails first
     documents = load_documents(args.sources, _warn)  # fail on bad sources before loading the model
+    if where.milvus is not None:
+        return _index_milvus(args, where, documents, started)
     with index_lock(args.index):  # held for the whole command: a second writer is refused at once
         state = inspect_index(args.index)
         if state.problem in ("newer", "damaged") and not args.full:
@@ -182,7 +200,28 @@ def cmd_index(args: argparse.Namespace) -> int:
     return 0
 
 
-def _print_up_to_date(sources: int, passages: int, seconds: float, index: Path) -> None:
+def _index_milvus(args: argparse.Namespace, where: Any, documents: Any, started: float) -> int:
+    """`rag index --store ...`: the same build into a Milvus collection."""
+    from .locations import build_at, encoder_for_build, settings_at
+    from .types import ChunkingConfig
+
+    if args.watch:
+        raise RagError("--watch works with the --index folder; for a Milvus store run rag index --store ... after changes")
+    kept_model, defaults, _ = settings_at(where)
+    try:
+        config = ChunkingConfig(max_tokens=args.max_tokens or defaults.max_tokens,
+                                overlap_sentences=defaults.overlap_sentences if args.overlap is None else args.overlap,
+                                max_context_tokens=defaults.max_context_tokens)
+    except ValueError as exc:
+        raise RagError(str(exc)) from None
+    encoder = encoder_for_build(where, args.model or kept_model, args.precision)
+    report = build_at(where, args.sources, encoder, documents, config, full=args.full, progress=not args.quiet,
+                      log=_log, precision=args.precision)
+    _print_report(report, time.perf_counter() - started, str(where))
+    return 0
+
+
+def _print_up_to_date(sources: int, passages: int, seconds: float, index: Path | str) -> None:
     print(f"index is up to date: {sources} sources, {passages} passages; {seconds:.1f} s -> {index}", flush=True)
 
 
@@ -202,9 +241,12 @@ def _index_once(args: argparse.Namespace, encoder: Any, config: Any, started: fl
         log=_log,
         precision=args.precision,
     )
-    total = time.perf_counter() - started
+    _print_report(report, time.perf_counter() - started, args.index)
+
+
+def _print_report(report: Any, total: float, where: Path | str) -> None:
     if report.up_to_date:
-        _print_up_to_date(report.documents, report.passages, total, args.index)
+        _print_up_to_date(report.documents, report.passages, total, where)
         return
     changes = (
         f"{report.added} added, {report.changed} changed, {report.removed} removed, "
@@ -213,7 +255,7 @@ def _index_once(args: argparse.Namespace, encoder: Any, config: Any, started: fl
     print(
         f"indexed {report.documents} sources into {report.passages} passages "
         f"({report.sentences} sentences): {changes}; {total:.1f} s "
-        f"(build {report.seconds:.1f} s, of which encoding {report.encode_seconds:.1f} s) -> {args.index}",
+        f"(build {report.seconds:.1f} s, of which encoding {report.encode_seconds:.1f} s) -> {where}",
         flush=True,
     )
 
@@ -277,12 +319,15 @@ def cmd_ask(args: argparse.Namespace) -> int:
         batch = [(r["id"], r["question"]) for r in read_question_records(args.questions)]
     from .freshness import SourceWatch, refresh_hint, with_changes
 
-    searcher = open_searcher(args.index, args.model)
+    from .locations import location, open_searcher
+
+    searcher = open_searcher(location(args.index, args.store, args.collection), args.model)
     watch = SourceWatch(searcher.index.manifest)
     if batch is None:
         answer = with_changes(searcher.ask(args.question, args.k), watch)
         if answer.changed_sources:
-            _warn(refresh_hint(list(answer.changed_sources), args.index))
+            hint = args.index if args.store is None else f"--store {args.store} --collection {args.collection}"
+            _warn(refresh_hint(list(answer.changed_sources), hint))
         if args.json:
             print(json.dumps(answer.to_json(), ensure_ascii=False))
         else:
@@ -290,22 +335,6 @@ def cmd_ask(args: argparse.Namespace) -> int:
         return 0
     answer_batch(searcher, batch, args.k, sys.stdout, watch=watch)
     return 0
-
-
-def open_searcher(index_dir: Path, model: str | None) -> Any:
-    """The index and the model it was built with (or `model`, which must match)."""
-    from .embedding import resolve_model
-    from .search import Searcher
-    from .onnx_encoder import question_encoder
-    from .store import open_with, read_manifest
-
-    manifest = read_manifest(index_dir)
-    if model is not None and resolve_model(model)[0] != manifest.model:
-        raise RagError(
-            f"the index was built with model '{manifest.model}', not '{model}'; "
-            f"rebuild with: rag index --model {model}, or drop --model"
-        )
-    return open_with(index_dir, lambda index: Searcher(index, question_encoder(index.path, index.manifest.model)))
 
 
 def answer_batch(searcher: Any, batch: list[tuple[str, Any]], k: int, out: TextIO, chunk: int = 512, watch: Any = None) -> None:
@@ -358,16 +387,22 @@ def cmd_eval(args: argparse.Namespace) -> int:
         answer_rate=args.answer_rate,
         threshold=args.threshold,
     )
+    from .locations import location, open_searcher
+
+    where = location(args.index, args.store, args.collection)
+    if where.milvus is not None and args.calibrate:
+        raise RagError("--calibrate stores the abstention model in an --index folder; calibrate there (the store "
+                       "keeps a calibration carried by its builds only from a folder built the same way)")
     if args.questions.is_dir():
-        report = eval_beir(args.questions, args.cache, options, _log, args.model, args.precision)
+        report = eval_beir(args.questions, args.cache, options, _log, args.model, args.precision, target=where.milvus)
     else:
         from .evaluation import load_questions
 
         if not args.questions.exists():
             raise RagError(f"questions file '{args.questions}' not found; give a JSONL file of questions or a BEIR folder")
         load_questions(args.questions)  # a bad file fails before the model loads
-        searcher = open_searcher(args.index, args.model)
-        report = eval_jsonl(args.questions, args.index, searcher, options)
+        searcher = open_searcher(where, args.model)
+        report = eval_jsonl(args.questions, where, searcher, options)
     if args.report:
         written = write_report(report, args.report)
         _log("wrote " + ", ".join(str(p) for p in written))
@@ -393,7 +428,7 @@ def cmd_bench(args: argparse.Namespace) -> int:
     if not 1 <= args.rounds <= 10:
         raise RagError(f"--rounds must be between 1 and 10, got {args.rounds}")
     squad2 = args.squad2 if (args.squad2 / "corpus.jsonl").is_file() else None
-    report = run_bench(squad, squad2, sizes, args.rounds, _log)
+    report = run_bench(squad, squad2, sizes, args.rounds, _log, stores=not args.no_stores)
     print(json.dumps(report) if args.json else format_report(report))
     return 0
 

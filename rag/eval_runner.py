@@ -42,6 +42,9 @@ from .evaluation import (
 )
 from .fusion import MODES, FusionConfig
 from .search import Searcher
+from .locations import Location
+from .milvus_store import MilvusTarget
+from .reader import IndexReader
 from .store import FORMAT_VERSION, Index, open_index, read_manifest, replace_manifest
 from .types import Answer, ChunkingConfig, Hit
 
@@ -142,7 +145,7 @@ def correct_flags(questions: Sequence[Question], run: dict[str, list[str]], qrel
 
 
 def evaluate(
-    index: Index, encoder: Encoder, questions: Sequence[Question], options: EvalOptions, judge: Judge, depth: int,
+    index: IndexReader, encoder: Encoder, questions: Sequence[Question], options: EvalOptions, judge: Judge, depth: int,
 ) -> tuple[list[ModeResult], float, list[Answer], np.ndarray]:
     """Per-mode results; also the per-question encode time, and the hybrid (else first mode's)
     answers with their correct flags."""
@@ -251,12 +254,12 @@ def _group_by_source(q: Question, a: Answer) -> str:
     return a.hits[0].source if a.hits else ""
 
 
-def eval_jsonl(path: Path, index_dir: Path, searcher: Searcher, options: EvalOptions) -> EvalReport:
-    """A JSONL question set against the index `searcher` serves (opened from `index_dir`);
+def eval_jsonl(path: Path, where: Location | Path, searcher: Searcher, options: EvalOptions) -> EvalReport:
+    """A JSONL question set against the index `searcher` serves (opened from `where`);
     relevance is answer containment."""
     questions = load_questions(path)
     index = searcher.index
-    relevant = answer_passages(questions, [(p.id, p.text) for p in index.passages])
+    relevant = answer_passages(questions, [(p.id, p.text) for p in index.all_passages()])
 
     def judge(qs: Sequence[Question], answers: Sequence[Answer]) -> tuple[dict[str, dict[str, int]], dict[str, list[str]]]:
         return containment_judgements(qs, answers, relevant)
@@ -266,15 +269,17 @@ def eval_jsonl(path: Path, index_dir: Path, searcher: Searcher, options: EvalOpt
     calibration = None
     if options.calibrate:
         data = labelled(questions, answers, _group_by_source, contains)
-        calibration = calibrate_index(index_dir, index, data, path.name, options.answer_rate)
+        folder = where.folder if isinstance(where, Location) else where
+        assert isinstance(index, Index), "calibration needs a folder index"
+        calibration = calibrate_index(folder, index, data, path.name, options.answer_rate)
         threshold = calibration["threshold"]
     return EvalReport(
         name=path.name,
         questions=len(questions),
         answerable=sum(q.answerable for q in questions),
         k=options.k,
-        index=str(index_dir),
-        passages=len(index.passages),
+        index=str(where),
+        passages=len(index),
         relevance="a passage is relevant when its text contains an answer string (case-insensitive, whitespace-normalized)",
         encode_ms=encode_ms,
         threshold=threshold,
@@ -327,7 +332,25 @@ def beir_index(folder: Path, data: BeirSet, cache: Path, log: Callable[[str], No
     return index_dir, question_encoder(generation, manifest.model, encoder)
 
 
-def beir_group(data: BeirSet, index: Index) -> Callable[[Question, Answer], str]:
+def beir_milvus(folder: Path, data: BeirSet, target: MilvusTarget, log: Callable[[str], None], model: str | None,
+                precision: str | None) -> tuple[IndexReader, Encoder]:
+    """A BEIR corpus in a Milvus collection (built or updated to match it), and its encoder."""
+    from .locations import Location, build_at, encoder_for_build, settings_at
+    from .milvus_build import open_milvus, question_encoder_for
+    from .sources import plain_document
+
+    where = Location(folder, target)
+    docs = [d for d in (plain_document(i, text, title) for i, title, text in data.corpus) if d is not None]
+    kept, config, _ = settings_at(where)
+    builder = encoder_for_build(where, model or kept, precision)
+    report = build_at(where, folder, builder, docs, config, progress=True, log=log, precision=precision, from_files=False)
+    log(f"{data.name} in the {target.describe()}: {report.passages} passages"
+        + ("" if report.up_to_date else f", built in {report.seconds:.0f} s"))
+    index = open_milvus(target)
+    return index, question_encoder_for(index)
+
+
+def beir_group(data: BeirSet, index: IndexReader) -> Callable[[Question, Answer], str]:
     """A BEIR question's article: the title of its relevant document, else of its best hit."""
     def group_of(q: Question, a: Answer) -> str:
         if q.group:
@@ -339,13 +362,19 @@ def beir_group(data: BeirSet, index: Index) -> Callable[[Question, Answer], str]
 
 
 def eval_beir(folder: Path, cache: Path, options: EvalOptions, log: Callable[[str], None], model: str | None = None,
-              precision: str | None = None, encoder: Encoder | None = None) -> EvalReport:
-    """A BEIR folder: index its corpus in the cache (once), rank documents by best passage."""
+              precision: str | None = None, encoder: Encoder | None = None, target: MilvusTarget | None = None) -> EvalReport:
+    """A BEIR folder: index its corpus in the cache (once; or in the Milvus collection `target`,
+    brought up to date with the corpus), rank documents by best passage."""
     data = load_beir(folder)
     if not data.questions:
         raise RagError(f"{folder}/queries.jsonl has no query with qrels or an \"answerable\" field; nothing to evaluate")
-    index_dir, encoder = beir_index(folder, data, cache, log, model, precision, encoder)
-    index = open_index(index_dir)
+    index: IndexReader
+    if target is not None:
+        index, encoder = beir_milvus(folder, data, target, log, model, precision)
+        index_dir: Path | str = f"{target.uri}#{target.collection}"
+    else:
+        index_dir, encoder = beir_index(folder, data, cache, log, model, precision, encoder)
+        index = open_index(index_dir)
     depth = min(4 * options.k, 100)
 
     def judge(qs: Sequence[Question], answers: Sequence[Answer]) -> tuple[dict[str, dict[str, int]], dict[str, list[str]]]:
@@ -358,6 +387,7 @@ def eval_beir(folder: Path, cache: Path, options: EvalOptions, log: Callable[[st
         def in_qrels(q: Question, hit: Hit) -> bool:
             return hit.source in data.qrels.get(q.id, {})
 
+        assert isinstance(index, Index) and isinstance(index_dir, Path), "calibration needs a folder index"
         calibration = calibrate_index(index_dir, index, labelled(data.questions, answers, beir_group(data, index), in_qrels),
                                       data.name, options.answer_rate)
         threshold = calibration["threshold"]
@@ -367,7 +397,7 @@ def eval_beir(folder: Path, cache: Path, options: EvalOptions, log: Callable[[st
         answerable=sum(q.answerable for q in data.questions),
         k=options.k,
         index=str(index_dir),
-        passages=len(index.passages),
+        passages=len(index),
         relevance="qrels at document level; a document ranks where its best passage does",
         encode_ms=encode_ms,
         threshold=threshold,

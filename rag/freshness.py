@@ -56,10 +56,12 @@ class SourceWatch:
 
 
 def refresh_hint(changed: list[str], index: Path | str) -> str:
-    """One line saying which cited sources changed and how to refresh."""
+    """One line saying which cited sources changed and how to refresh (`index`: the folder, or
+    the store's options as typed)."""
     names = ", ".join(changed[:5]) + (f" and {len(changed) - 5} more" if len(changed) > 5 else "")
+    where = index if isinstance(index, str) and index.startswith("--") else f"--index {os.fspath(index)}"
     return (f"{names} changed since the index was built; the citations quote the indexed text. "
-            f"Refresh with: rag index --index {os.fspath(index)}")
+            f"Refresh with: rag index {where}")
 
 
 def with_changes(answer: Answer, watch: SourceWatch) -> Answer:

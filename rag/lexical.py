@@ -9,7 +9,7 @@ lookups at query time, with no tokenizing of stored text.
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -45,15 +45,97 @@ def new_bm25_tokenizer() -> Any:
     )
 
 
+K1, B = 1.5, 0.75  # BM25's parameters (bm25s's defaults), the same in every store
+
+
 def build_bm25(texts: Sequence[str]) -> tuple[Any, Any, np.ndarray]:
     """(bm25s index, its tokenizer, per-term maximum scores) over `texts`."""
     import bm25s
 
     tokenizer = new_bm25_tokenizer()
     tokens = tokenizer.tokenize(list(texts), return_as="tuple", show_progress=False)
-    retriever = bm25s.BM25()
+    retriever = bm25s.BM25(k1=K1, b=B)
     retriever.index(tokens, show_progress=False)
     return retriever, tokenizer, term_maxima(retriever.scores["data"], retriever.scores["indptr"])
+
+
+def stems_of(texts: Sequence[str]) -> list[list[str]]:
+    """Each text's BM25 tokens (stems, repeats kept, stopwords out), exactly as build_bm25
+    tokenizes it: what a store without bm25s indexes and counts."""
+    if not texts:
+        return []
+    tokenizer = new_bm25_tokenizer()
+    ids, vocab = tokenizer.tokenize(list(texts), return_as="tuple", show_progress=False)
+    names = {i: s for s, i in vocab.items()}
+    return [[names[i] for i in doc if names[i]] for doc in ids]
+
+
+def tf_component(tf: np.ndarray, dl: np.ndarray, avgdl: float) -> np.ndarray:
+    """BM25's term-frequency part (Lucene variant, as bm25s computes it), float32."""
+    tf = np.asarray(tf, dtype=np.float32)
+    return tf / (K1 * ((1 - B) + B * np.asarray(dl, dtype=np.float32) / np.float32(avgdl)) + tf)
+
+
+@dataclass(frozen=True)
+class Lexicon:
+    """The corpus statistics a question's BM25 and idf weights need: vocabulary, document
+    frequencies, each term's best score, and the passage count and mean length."""
+
+    vocab: Mapping[str, int]  # stem -> term id
+    df: np.ndarray  # passages holding each term
+    term_max: np.ndarray  # each term's best BM25 score in any passage
+    n_docs: int
+    avgdl: float = 0.0
+
+
+def count_terms(docs: Iterable[Sequence[str]]) -> tuple[dict[str, int], np.ndarray, int, int]:
+    """(vocabulary in order of first use, document frequencies, documents, total tokens)."""
+    vocab: dict[str, int] = {}
+    df: list[int] = []
+    n = total = 0
+    for stems in docs:
+        n += 1
+        total += len(stems)
+        for s in set(stems):
+            i = vocab.setdefault(s, len(vocab))
+            if i == len(df):
+                df.append(0)
+            df[i] += 1
+    return vocab, np.array(df, dtype=np.int64), n, total
+
+
+def lexicon_of(docs: Callable[[], Iterable[Sequence[str]]]) -> Lexicon:
+    """The lexicon of a corpus given as a way to read every passage's stems (read twice: the
+    best scores need the mean length first), so it never has to be held in memory whole."""
+    vocab, df, n, total = count_terms(docs())
+    avgdl = total / n if n else 1.0
+    weights = idf(df.astype(np.float64), n).astype(np.float32)
+    term_max = np.zeros(len(vocab), dtype=np.float32)
+    for stems in docs():
+        if not stems:
+            continue
+        ids, tf = np.unique(np.array([vocab[s] for s in stems], dtype=np.int64), return_counts=True)
+        scores = weights[ids] * tf_component(tf, np.full(len(ids), len(stems)), avgdl)
+        np.maximum.at(term_max, ids, scores)
+    return Lexicon(vocab, df, term_max, n, avgdl)
+
+
+def candidate_bm25(docs: Sequence[Sequence[str]], lexicon: Lexicon) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(term ids, passage positions, scores) of the BM25 entries of a few passages, under the
+    whole corpus's statistics: the same values build_bm25 stores for them."""
+    terms, owners, tfs, lengths = [], [], [], []
+    for position, stems in enumerate(docs):
+        ids, tf = np.unique(np.array([lexicon.vocab.get(s, -1) for s in stems], dtype=np.int64), return_counts=True)
+        keep = ids >= 0
+        terms.append(ids[keep])
+        tfs.append(tf[keep])
+        owners.append(np.full(int(keep.sum()), position, dtype=np.int64))
+        lengths.append(np.full(int(keep.sum()), len(stems), dtype=np.int64))
+    if not terms:
+        return np.zeros(0, np.int64), np.zeros(0, np.int64), np.zeros(0, np.float32)
+    t, o = np.concatenate(terms), np.concatenate(owners)
+    weights = idf(lexicon.df[t].astype(np.float64), lexicon.n_docs).astype(np.float32)
+    return t, o, weights * tf_component(np.concatenate(tfs), np.concatenate(lengths), lexicon.avgdl)
 
 
 BM25_FILES = ("data.csc.index.npy", "indices.csc.index.npy", "indptr.csc.index.npy", "vocab.index.json", "term_max.npy")
@@ -88,6 +170,17 @@ class LexicalIndex:
     def df(self) -> np.ndarray:
         """How many passages hold each term."""
         return np.diff(self.indptr)
+
+    @classmethod
+    def from_entries(cls, terms: np.ndarray, rows: np.ndarray, scores: np.ndarray, lexicon: Lexicon, n: int) -> LexicalIndex:
+        """The index of a few passages (rows 0..n-1) from their BM25 entries, keyed by the whole
+        corpus's term ids, with its best scores."""
+        order = np.lexsort((rows, terms))
+        counts = np.bincount(terms, minlength=len(lexicon.df)) if len(terms) else np.zeros(len(lexicon.df), np.int64)
+        indptr = np.zeros(len(lexicon.df) + 1, dtype=np.int64)
+        np.cumsum(counts, out=indptr[1:])
+        return cls(scores[order].astype(np.float32), rows[order].astype(np.int64), indptr, lexicon.vocab,  # type: ignore[arg-type]
+                   lexicon.term_max, n)
 
     def scores(self, terms: np.ndarray) -> np.ndarray:
         """BM25 of every passage for the term ids `terms` (float64)."""

@@ -7,7 +7,7 @@ writes text: every hit is a span of a source.
 
 from __future__ import annotations
 
-from collections.abc import Collection, Sequence
+from collections.abc import Collection, Mapping, Sequence
 
 import numpy as np
 
@@ -22,6 +22,7 @@ from .lexical import idf, present, present_by_owner
 from .per_source import SUPPORT_FLOOR, group, ranked_by_source, statement_of, with_evidence
 from .query import QueryTerms, analyze
 from .retrieval import Candidates, QueryWeights, query_weights, retrieve
+from .reader import IndexReader
 from .store import Index
 from .terms import QUESTION_STOPWORDS, is_negated, stemmer
 from .passages import PassageTable
@@ -35,7 +36,7 @@ HIGHLIGHT_LEXICAL = 0.3  # weight of question-word coverage when picking a passa
 class Searcher:
     """Answers questions from one opened index with one encoder."""
 
-    def __init__(self, index: Index, encoder: Encoder, config: FusionConfig | None = None,
+    def __init__(self, index: IndexReader, encoder: Encoder, config: FusionConfig | None = None,
                  abstention: AbstentionModel | None = None) -> None:
         if encoder.name != index.manifest.model or encoder.dimension != index.manifest.dimension:
             raise RagError(
@@ -49,7 +50,8 @@ class Searcher:
                 f"would be encoded at {encoder.precision}; use the index's own copy (rag ask does), or rebuild with: "
                 f"rag index --full --precision {encoder.precision}"
             )
-        if not index.dense.exact:
+        dense = getattr(index, "dense", None)
+        if dense is not None and not dense.exact:
             import faiss
 
             # One query at a time: OpenMP's start-up costs more than it saves; batch callers
@@ -59,16 +61,15 @@ class Searcher:
         self.encoder = encoder
         self.config = config or FusionConfig()
         self.abstention = abstention or model_for(index.manifest.abstention, index.manifest.model)
-        n = len(index.passages)
-        self._idf = idf(index.lexical.df.astype(np.float64), n)
+        lexicon = index.lexicon
+        n = lexicon.n_docs
+        self._idf = idf(lexicon.df.astype(np.float64), n)
         self._unseen_idf = float(idf(np.zeros(1), n)[0])  # a word no passage has
-        self._rarest = float(index.term_max.max()) if len(index.term_max) else 1.0
-        self._vocab: dict[str, int] = index.lexical.vocab
+        self._rarest = float(lexicon.term_max.max()) if len(lexicon.term_max) else 1.0
+        self._vocab: Mapping[str, int] = lexicon.vocab
         self._stem = stemmer()
         # stems of question words ("has", "since", "who"...): not content when comparing statements
         self._function_terms = frozenset(self._vocab[s] for s in map(self._stem, QUESTION_STOPWORDS) if s in self._vocab)
-        self._sources = _SourceNames(index.passages)
-        self._sentences = _Sentences(index.passages)
 
     @property
     def threshold(self) -> float:
@@ -96,37 +97,42 @@ class Searcher:
     def terms(self, question: str) -> QueryTerms:
         return analyze(question, self._stem, self._vocab)
 
-    def _allowed_rows(self, sources: Collection[str]) -> np.ndarray:
-        unknown = set(sources) - set(self.index.passages.sources)
+    def _check_sources(self, sources: Collection[str]) -> None:
+        unknown = set(sources) - set(self.index.source_names())
         if unknown:
             raise RagError(f"unknown source {sorted(unknown)[0]!r}; pick one of the indexed files")
-        return self.index.passages.rows_of(list(sources))
 
     def answer(self, question: str, qvec: np.ndarray, k: int, sources: Collection[str] | None = None) -> Answer:
         """Rank, trim, highlight and judge one encoded question, and say what each source says."""
         threshold = self.abstention.threshold
         terms = self.terms(question)
-        if not len(self.index.passages):
+        if sources:
+            self._check_sources(sources)
+        if not len(self.index):
             return Answer(question, False, (), 0.0, threshold, terms.words)
         qvec = np.ascontiguousarray(qvec, dtype=np.float32).reshape(-1)
         weights = query_weights(terms, self._idf, self._unseen_idf)
-        allowed = self._allowed_rows(sources) if sources else None
-        pool = min(len(self.index.passages), max(CANDIDATES, 4 * k))
-        cand = retrieve(self.index, qvec, terms, weights, pool, self._rarest, allowed)
+        pool = min(len(self.index), max(CANDIDATES, 4 * k))
+        ix, allowed = self.index.view(qvec, terms, pool, sources)
+        if ix is not self.index and allowed is None:  # a store's candidates: all of them are searched
+            allowed = np.arange(len(ix.passages))
+        if not len(ix.passages):
+            return Answer(question, False, (), 0.0, threshold, terms.words)
+        cand = retrieve(ix, qvec, terms, weights, pool, self._rarest, allowed)
         scores = sentence_scores(cand.sentence_cosine, cand.sentence_coverage, HIGHLIGHT_LEXICAL)
         best = best_per_candidate(cand.sentence_owner, scores, len(cand.rows))
         sentence_max = np.maximum.reduceat(cand.sentence_cosine, cand.sentence_first)
         fused = fuse(Signals(cand.dense, sentence_max, cand.lexical, cand.sentence_coverage[best]), self.config)
         order = np.lexsort((cand.rows, -fused))
         gap = fused - float(fused[order[0]])
-        chosen = select_spans((int(cand.rows[i]) for i in order), self._sources, self._sentences, k)
+        chosen = select_spans((int(cand.rows[i]) for i in order), _SourceNames(ix.passages), _Sentences(ix.passages), k)
         position = {int(cand.rows[i]): int(i) for i in order}
-        hits = [self._hit(rank, position[row], first, last, cand, fused, gap, scores, terms, weights)
+        hits = [self._hit(ix, rank, position[row], first, last, cand, fused, gap, scores, terms, weights)
                 for rank, (row, first, last) in enumerate(chosen, start=1)]
         shown = [cand.sentence_rows[self._shown(position[row], first, last, cand)] for row, first, last in chosen]
-        missing = missing_words(terms, self._present(np.concatenate(shown) if shown else np.zeros(0, np.int64), weights))
+        missing = missing_words(terms, self._present(ix, np.concatenate(shown) if shown else np.zeros(0, np.int64), weights))
         best_support = max((h.support for h in hits), default=0.0)
-        statements, differ = self._by_source(question, cand, scores, terms, weights, threshold)
+        statements, differ = self._by_source(ix, question, cand, scores, terms, weights, threshold)
         return Answer(question, bool(best_support >= threshold), tuple(hits), best_support, threshold, missing,
                       statements, differ)
 
@@ -134,26 +140,26 @@ class Searcher:
         """Indices (into the candidate sentence arrays) of the sentences a hit shows."""
         return np.arange(cand.sentence_first[i] + first, cand.sentence_first[i] + last)
 
-    def _present(self, rows: np.ndarray, weights: QueryWeights) -> np.ndarray:
-        return present(self.index.sentence_terms, self.index.sentence_term_offsets, rows, weights.known)
+    def _present(self, ix: Index, rows: np.ndarray, weights: QueryWeights) -> np.ndarray:
+        return present(ix.sentence_terms, ix.sentence_term_offsets, rows, weights.known)
 
-    def _sentence(self, cand: Candidates, j: int) -> tuple[str, Span, str]:
+    def _sentence(self, ix: Index, cand: Candidates, j: int) -> tuple[str, Span, str]:
         """The source, file span and text of candidate sentence j."""
         owner = int(cand.sentence_owner[j])
         row = int(cand.rows[owner])
-        a, b = (int(v) for v in self.index.passages.spans[int(cand.sentence_rows[j])])
-        source = self._sources[row]
-        return source, (a, b), self.index.texts[source][a:b]
+        a, b = (int(v) for v in ix.passages.spans[int(cand.sentence_rows[j])])
+        source = ix.passages.source(row)
+        return source, (a, b), ix.texts[source][a:b]
 
-    def _hit(self, rank: int, i: int, first: int, last: int, cand: Candidates, fused: np.ndarray, gap: np.ndarray,
-             scores: np.ndarray, terms: QueryTerms, weights: QueryWeights) -> Hit:
+    def _hit(self, ix: Index, rank: int, i: int, first: int, last: int, cand: Candidates, fused: np.ndarray,
+             gap: np.ndarray, scores: np.ndarray, terms: QueryTerms, weights: QueryWeights) -> Hit:
         shown = self._shown(i, first, last, cand)
         pick = int(shown[int(np.argmax(scores[shown]))])
-        source, highlight, marked = self._sentence(cand, pick)
+        source, highlight, marked = self._sentence(ix, cand, pick)
         row = int(cand.rows[i])
-        spans = self._sentences[row]
+        spans = ix.passages.sentences(row)
         start, end = spans[first][0], spans[last - 1][1]
-        found = self._present(cand.sentence_rows[shown], weights)
+        found = self._present(ix, cand.sentence_rows[shown], weights)
         features = hit_features(
             sentence=cand.sentence_cosine[shown].max(),
             passage=cand.dense[i],
@@ -172,14 +178,14 @@ class Searcher:
             title=self.index.title(source),
             start=start,
             end=end,
-            text=self.index.texts[source][start:end],
+            text=ix.texts[source][start:end],
             highlight=highlight,
-            passage_id=int(self.index.ids[row]),
+            passage_id=int(ix.ids[row]),
             support=float(self.abstention.support(features)[0]),
             features=tuple(float(v) for v in features[0]),
         )
 
-    def _by_source(self, question: str, cand: Candidates, scores: np.ndarray, terms: QueryTerms,
+    def _by_source(self, ix: Index, question: str, cand: Candidates, scores: np.ndarray, terms: QueryTerms,
                    weights: QueryWeights, threshold: float) -> tuple[tuple[Statement, ...], bool]:
         """Each source's statement: its best sentence (picked as a passage's marked sentence is),
         supported as if marked in the top hit of a search limited to that source; grouped,
@@ -188,24 +194,24 @@ class Searcher:
 
         def figures(j: int) -> tuple[Figure, ...]:
             if j not in figures_of:
-                _, span, text = self._sentence(cand, j)
+                _, span, text = self._sentence(ix, cand, j)
                 figures_of[j] = shifted(asked_figures(text, question), span[0])
             return figures_of[j]
 
-        table = self.index.passages
+        table = ix.passages
         sources = [table.sources[i] for i in np.asarray(table.source_index)[cand.rows[cand.sentence_owner]].tolist()]
         ranked = ranked_by_source(sources, scores)
         looked = [j for order in ranked.values() for j in order]  # each source's few best sentences
         if not looked:
             return (), False
-        found = present_by_owner(self.index.sentence_terms, self.index.sentence_term_offsets, cand.sentence_rows[looked],
+        found = present_by_owner(ix.sentence_terms, ix.sentence_term_offsets, cand.sentence_rows[looked],
                                  np.arange(len(looked)), len(looked), weights.known)
         owners = cand.sentence_owner[looked]
         features = hit_features(
             sentence=cand.sentence_cosine[looked],
             passage=cand.dense[owners],
             question_negated=terms.negated,
-            sentence_negated=np.array([terms.negated and is_negated(self._sentence(cand, j)[2]) for j in looked]),
+            sentence_negated=np.array([terms.negated and is_negated(self._sentence(ix, cand, j)[2]) for j in looked]),
             missing=rarest_missing(terms, found, self._idf, self._unseen_idf),
             unseen_share=terms.unseen / max(len(terms.ids), 1),
             score_gap=np.zeros(len(looked)),
@@ -219,13 +225,13 @@ class Searcher:
         chosen = with_evidence(picks, support, cand.sentence_cosine, threshold)
         if not chosen:
             return (), False
-        flat, offsets = self.index.sentence_terms, self.index.sentence_term_offsets
+        flat, offsets = ix.sentence_terms, ix.sentence_term_offsets
         term_sets = [frozenset(flat[offsets[r] : offsets[r + 1]].tolist()) - self._function_terms for r in cand.sentence_rows[chosen]]
         found_figures = [figures(j) for j in chosen]
         groups = group(term_sets, found_figures)
         statements = []
         for n, j in enumerate(chosen):
-            source, span, text = self._sentence(cand, j)
+            source, span, text = self._sentence(ix, cand, j)
             others = tuple(sources[m] for g, m in zip(groups, chosen) if g == groups[n] and m != j)
             statements.append(Statement(source, self.index.title(source), span[0], span[1], text, span,
                                         float(support[j]), found_figures[n], groups[n], others))

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from .errors import RagError
 from .freshness import SourceWatch
@@ -12,6 +12,9 @@ from .onnx_encoder import question_encoder  # noqa: F401  (app.py imports it fro
 from .search import Searcher
 from .store import Index, current_generation, inspect_index, is_locked, open_with
 from .webui import Backend
+
+if TYPE_CHECKING:
+    from .locations import Location
 
 
 def ensure_index(
@@ -70,6 +73,38 @@ def open_backend(index: Path, encoder: Any) -> Backend:
         return Backend(Searcher(opened, encoder), dict(opened.texts), SourceWatch(opened.manifest))
 
     return open_with(index, backend)
+
+
+def ensure_at(sources: Path, where: Location, log: Callable[[str], None]) -> None:
+    """`ensure_index` for a Milvus store: build or update the collection from the sources
+    (keeping its model and chunking); a bad source keeps the collection as it was."""
+    from .locations import build_at, encoder_for_build, settings_at
+    from .sources import load_documents
+
+    model, config, manifest = settings_at(where)
+    try:
+        docs = load_documents(sources, lambda m: log(f"warning: {m}"))
+    except RagError as exc:
+        if manifest is None:
+            raise
+        log(f"error: {exc}; serving the index as built at {manifest.built_at} until that is fixed")
+        return
+    if manifest is not None and {d.id: d.sha256 for d in docs} == {k: v.sha256 for k, v in manifest.sources.items()}:
+        return
+    report = build_at(where, sources, encoder_for_build(where, model, None), docs, config, progress=True,
+                      log=lambda m: log(f"building the {where.describe()} ({m})"))
+    if not report.up_to_date:
+        log(f"indexed {report.documents} sources into {report.passages} passages in {report.seconds:.1f} s")
+
+
+def open_backend_at(where: Location, encoder: Any) -> Backend:
+    """The current generation of any store, ready to serve."""
+    if where.milvus is None:
+        return open_backend(where.folder, encoder)
+    from .locations import open_searcher
+
+    searcher = open_searcher(where, encoder=encoder)
+    return Backend(searcher, searcher.index.texts, SourceWatch(searcher.index.manifest))
 
 
 def current_name(index: Path) -> str | None:

@@ -10,7 +10,7 @@ from __future__ import annotations
 import html
 import threading
 import urllib.parse
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -208,7 +208,7 @@ def render_quote(answer: Answer) -> str:
             f"<cite>{citation(hit.title, hit.source, a, b)}</cite></blockquote>")
 
 
-def render_by_source(answer: Answer, texts: dict[str, str]) -> str:
+def render_by_source(answer: Answer, texts: Mapping[str, str]) -> str:
     """"What each source says": one row per group of statements that say the same thing, the
     lead statement with the asked-for figures marked, and who else reports it (each cited)."""
     if not answer.by_source:
@@ -238,7 +238,7 @@ def render_by_source(answer: Answer, texts: dict[str, str]) -> str:
     return f'<section class="rag-by-source"><h3>What each source says</h3>{differ}{"".join(rows)}</section>'
 
 
-def render_answer(answer: Answer, texts: dict[str, str]) -> str:
+def render_answer(answer: Answer, texts: Mapping[str, str]) -> str:
     if answer.answered:
         sources = len({h.source for h in answer.hits})
         banner = (
@@ -291,7 +291,7 @@ class Backend:
     """What the app serves from: one index generation and the texts it was built from."""
 
     searcher: Searcher
-    texts: dict[str, str]  # source id -> file text as indexed
+    texts: Mapping[str, str]  # source id -> file text as indexed
     watch: SourceWatch | None = None  # which cited files changed on disk since the build
 
     def ask(self, question: str, k: int, sources: Sequence[str] | None = None) -> Answer:
@@ -304,7 +304,7 @@ class Backend:
 
     @property
     def generation(self) -> str:
-        return self.searcher.index.path.name
+        return self.searcher.index.label
 
 
 class AppState:

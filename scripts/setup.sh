@@ -23,7 +23,7 @@ if ! .venv/bin/python -c "import torch" >/dev/null 2>&1; then
     fi
     .venv/bin/python -W ignore -c "import torch" 2>/dev/null || { echo "setup failed: PyTorch did not install; see the pip output above" >&2; exit 1; }
 fi
-if ! .venv/bin/python -c "import rag, gradio, sentence_transformers, faiss, bm25s, onnxruntime, playwright" >/dev/null 2>&1 \
+if ! .venv/bin/python -c "import rag, gradio, sentence_transformers, faiss, bm25s, onnxruntime, playwright, pymilvus, milvus_lite" >/dev/null 2>&1 \
         || [ constraints.txt -nt .venv/.installed ] || [ pyproject.toml -nt .venv/.installed ]; then
     echo "setup [3/3]: installing rag and its dependencies (versions from constraints.txt; a minute or two the first time)" >&2
     "${PIP[@]}" install -c constraints.txt -e ".[dev]" 2> >(quiet_mirror) | progress

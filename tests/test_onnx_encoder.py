@@ -140,7 +140,7 @@ def test_rag_ask_answers_without_importing_torch(seed_index: Path):
 @pytest.mark.model
 def test_a_model_the_copy_cannot_reproduce_keeps_the_torch_path(tmp_path: Path, real_encoder, monkeypatch):
     import rag.onnx_encoder
-    from rag.cli import open_searcher
+    from rag.locations import location, open_searcher
 
     monkeypatch.setattr(rag.onnx_encoder, "TOLERANCE", -1.0)  # no copy can pass
     monkeypatch.setenv("RAG_CACHE", "")  # and no kept copy stands in for the export
@@ -150,7 +150,7 @@ def test_a_model_the_copy_cannot_reproduce_keeps_the_torch_path(tmp_path: Path, 
     assert manifest.onnx is None
     assert manifest.extra["onnx_unavailable"].startswith("the ONNX copy differs from the model by")
     assert not (current_generation(tmp_path / "index") / ONNX_DIR).exists()
-    searcher = open_searcher(tmp_path / "index", None)
+    searcher = open_searcher(location(tmp_path / "index"))
     assert type(searcher.encoder).__name__ == "SentenceTransformerEncoder"
     assert searcher.ask("When did the volcano last erupt?").hits[0].source == "volcano.txt"
 

@@ -27,7 +27,7 @@ def clustered(n: int, d: int = 32, seed: int = 0) -> np.ndarray:
 def test_kind_by_size():
     assert dense_kind(1000) == "IDMap2,Flat"
     assert dense_kind(store.FLAT_MAX) == "IDMap2,Flat"
-    assert dense_kind(1_000_000).startswith("IVF4000,Flat,nprobe=")
+    assert dense_kind(1_000_000) == "IVF4000,SQ8,nprobe=800"
 
 
 def test_ivf_above_the_threshold_finds_what_exact_search_finds(monkeypatch):
@@ -35,7 +35,7 @@ def test_ivf_above_the_threshold_finds_what_exact_search_finds(monkeypatch):
     vectors = clustered(5000)
     ids = np.arange(100, 5100, dtype=np.int64)
     index = build_dense(vectors, ids)
-    assert type(index).__name__ == "IndexIVFFlat" and index.nprobe == store.ivf_nprobe(store.ivf_lists(len(vectors)))
+    assert type(index).__name__ == "IndexIVFScalarQuantizer" and index.nprobe == store.ivf_nprobe(store.ivf_lists(len(vectors)))
     queries = clustered(50, seed=1)
     _, got = index.search(queries, 10)
     truth = ids[np.argsort(-(queries @ vectors.T), axis=1)[:, :10]]
@@ -56,7 +56,7 @@ def test_build_records_the_index_kind_and_switches_kind(monkeypatch, tmp_path: P
     (sources / "d0.txt").write_text("A changed article. It is short now.")
     build_index(sources, tmp_path / "index", fake_encoder)
     index = open_index(tmp_path / "index")
-    assert index.manifest.faiss_index.startswith("IVF") and type(index.dense.faiss()).__name__ == "IndexIVFFlat"
+    assert index.manifest.faiss_index.startswith("IVF") and type(index.dense.faiss()).__name__ == "IndexIVFScalarQuantizer"
     assert index.dense.faiss().ntotal == len(index.passages)
 
 
@@ -108,7 +108,8 @@ def test_bench_cli_json(tmp_path: Path):
     result = subprocess.run(
         [sys.executable, "-m", "rag", "bench", "--json", "--squad", str(tmp_path / "none"), "--squad2", str(tmp_path / "none"),
          "--sizes", "5000"],
-        capture_output=True, text=True, env={"PYTHONPATH": str(ROOT), "HF_HUB_OFFLINE": "1", "PATH": "/usr/bin:/bin"}, timeout=900,
+        capture_output=True, text=True, timeout=900,
+        env={"PYTHONPATH": str(ROOT), "HF_HUB_OFFLINE": "1", "PATH": "/usr/bin:/bin", "HOME": str(tmp_path)},
     )
     assert result.returncode == 0, result.stderr
     report = json.loads(result.stdout)
@@ -119,4 +120,7 @@ def test_bench_cli_json(tmp_path: Path):
     assert seeds["ask_cold_s"] > 0 and seeds["app_ready_s"] > 0 and seeds["app_rss_mb"] > 0
     assert [r["corpus"] for r in report["neighbours"]["corpora"]] == ["seeds"]
     assert [s["n"] for s in report["scale"]] == [5000]
+    stores = report["stores"][0]
+    assert stores["folder"]["passages"] == stores["milvus-lite"]["passages"] == seeds["passages"]
+    assert stores["milvus-lite"]["ask_p50_ms"] > 0 and stores["milvus_over_folder"]["build_s"] > 0
     assert set(report["scale"][0]) >= {"n", "index", "recall@10", "answer_ms", "searcher_rss_mb", "rss_per_million_mb"}

@@ -1,0 +1,73 @@
+"""The Python API over either store, for scripts and notebooks:
+
+    import rag
+    idx = rag.open("index")                                 # a folder index
+    idx = rag.open("milvus:archive.db", collection="rag")   # Milvus Lite (or milvus://HOST:PORT)
+    answer = idx.ask("How many people died?", k=5)          # what `rag ask --json` prints: answer.to_json()
+    answers = idx.ask_many(["...", "..."], k=5)
+    rag.build("seeds", "index")                             # or rag.build("seeds", "milvus:archive.db")
+
+Everything here goes through rag.locations, like the CLI, so both stores answer alike.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Collection, Sequence
+from pathlib import Path
+
+from .build import BuildReport
+from .locations import Location, build_at, encoder_for_build, location, open_searcher, settings_at
+from .types import Answer, ChunkingConfig, Manifest
+
+
+def _where(index: str | os.PathLike[str], collection: str) -> Location:
+    spec = os.fspath(index)
+    return location("index", spec, collection) if spec.startswith("milvus:") else location(spec, None, collection)
+
+
+class OpenIndex:
+    """One opened index and the copy of the model its passages were encoded with."""
+
+    def __init__(self, where: Location) -> None:
+        from .freshness import SourceWatch
+
+        self.where = where
+        self._searcher = open_searcher(where)
+        self._watch = SourceWatch(self._searcher.index.manifest)
+
+    @property
+    def manifest(self) -> Manifest:
+        return self._searcher.index.manifest
+
+    def ask(self, question: str, k: int = 5, sources: Collection[str] | None = None) -> Answer:
+        """Ranked, cited passages, what each source says and whether the sources answer;
+        `answer.to_json()` is exactly what `rag ask --json` prints."""
+        return self.ask_many([question], k, sources)[0]
+
+    def ask_many(self, questions: Sequence[str], k: int = 5, sources: Collection[str] | None = None) -> list[Answer]:
+        """Answers in order (the questions are encoded together)."""
+        from .freshness import with_changes
+
+        return [with_changes(a, self._watch) for a in self._searcher.ask_many(list(questions), k, sources)]
+
+    def __repr__(self) -> str:
+        return f"rag.open({str(self.where)!r}): {self.manifest.passages} passages from {len(self.manifest.sources)} sources"
+
+
+def open(index: str | os.PathLike[str] = "index", collection: str = "rag") -> OpenIndex:  # noqa: A001
+    """Open an index: a folder, `milvus:PATH.db` (Milvus Lite) or `milvus://HOST:PORT`."""
+    return OpenIndex(_where(index, collection))
+
+
+def build(sources: str | os.PathLike[str], index: str | os.PathLike[str] = "index", collection: str = "rag",
+          full: bool = False, precision: str | None = None, model: str | None = None, progress: bool = False) -> BuildReport:
+    """Build or update the index from a folder of .txt/.md articles (only what changed)."""
+    from .sources import load_documents
+
+    where = _where(index, collection)
+    docs = load_documents(Path(sources))
+    kept, config, _ = settings_at(where)
+    encoder = encoder_for_build(where, model or kept, precision)
+    return build_at(where, Path(sources), encoder, docs, config or ChunkingConfig(), full=full, progress=progress,
+                    precision=precision)

@@ -1,0 +1,510 @@
+"""Stage 4, vectors -> Milvus: the same index in a Milvus collection (server or Milvus Lite).
+
+Three collections per index, named after `--collection` (default "rag"):
+
+    <name>            one row per passage: id, source, its file's sha256, start/end offsets,
+                      text, context, sentence spans, sentence stems, BM25 stems (Milvus's BM25
+                      function indexes them into a sparse field), the unit vector, and `gen`,
+                      the generation that inserted it
+    <name>_sentences  one row per sentence: id (passage id * 1024 + position), passage, vector
+    <name>_meta       blobs (zlib + base64 in 60 kB rows): each generation's manifest and
+                      lexicon (vocabulary, document frequencies, best scores), the source texts
+                      by sha256, and `current`, the committed generation
+
+Dense and BM25 search run on the engine (one hybrid request); a question's candidates are
+then fetched and scored by the same functions as the folder store's, so answers agree.
+
+Crash safety: Milvus has no transactions across rows, so a generation is made visible by one
+write, `current`. An update first inserts its rows (with `gen` = the new generation; readers
+filter `gen <= current`, so they never see them early), then writes the new manifest and
+lexicon, then switches `current`, and only then deletes the rows it replaced. Between the
+switch and the delete, readers drop rows whose file sha256 is not the manifest's. A killed
+build leaves rows above `current` (or replaced rows below it); the next build deletes both
+before it starts. One writer at a time: Milvus has no lock we can take atomically, so a
+second concurrent `rag index` on the same collection is not detected (run updates from one
+place).
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import json
+import os
+import time
+import zlib
+from collections import OrderedDict
+from collections.abc import Callable, Collection, Iterator, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from .errors import RagError
+from .lexical import LexicalIndex, Lexicon, candidate_bm25, lexicon_of, stems_of
+from .passages import ROW_DTYPE, PassageTable
+from .query import QueryTerms
+from .types import Manifest, Passage
+
+SENTENCE_SLOTS = 1024  # sentence ids are passage id * SENTENCE_SLOTS + position
+BLOB_PART = 60_000  # characters per meta row (Milvus caps a VARCHAR at 65,535 bytes)
+TEXT_MAX = 65_535
+FETCH = 2_000  # ids per query expression
+INSERT_BATCH = 500
+
+
+@dataclass(frozen=True)
+class MilvusTarget:
+    """Where a Milvus index lives: a server URI (http://host:port) or a Milvus Lite file."""
+
+    uri: str
+    collection: str = "rag"
+
+    @property
+    def lite(self) -> bool:
+        return not self.uri.startswith(("http://", "https://", "tcp://", "unix:"))
+
+    def describe(self) -> str:
+        return f"Milvus collection '{self.collection}' at {self.uri}"
+
+    @property
+    def spec(self) -> str:
+        """The --store value that names this target."""
+        return f"milvus:{self.uri}" if self.lite else "milvus://" + self.uri.split("://", 1)[1]
+
+
+def parse_store(spec: str, collection: str = "rag") -> MilvusTarget:
+    """`milvus://HOST:PORT` (a server) or `milvus:PATH.db` (Milvus Lite) as a target; a
+    one-line error for anything else."""
+    import re
+
+    if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]{0,200}", collection or ""):
+        raise RagError(f"--collection must be letters, digits and underscores, starting with a letter, got {collection!r}")
+    if spec.startswith("milvus://"):
+        host = spec[len("milvus://"):].rstrip("/")
+        if not re.fullmatch(r"[A-Za-z0-9.\-\[\]:]+:\d+", host):
+            raise RagError(f"--store {spec!r}: a Milvus server is milvus://HOST:PORT, e.g. milvus://localhost:19530")
+        return MilvusTarget(f"http://{host}", collection)
+    if spec.startswith("milvus:"):
+        path = spec[len("milvus:"):]
+        if not path.endswith(".db") or path.endswith("/.db"):
+            raise RagError(f"--store {spec!r}: a Milvus Lite store is milvus:PATH.db, e.g. milvus:archive.db")
+        return MilvusTarget(os.path.abspath(path), collection)
+    raise RagError(f"--store {spec!r} is not a store; use milvus://HOST:PORT or milvus:PATH.db (or leave it out for the --index folder)")
+
+
+_CLIENTS: dict[str, Any] = {}
+
+
+def client_for(target: MilvusTarget) -> Any:
+    """One client per URI per process (Milvus Lite runs one engine per file)."""
+    if target.uri not in _CLIENTS:
+        import logging
+        import warnings
+
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # milvus-lite imports pkg_resources
+            try:
+                from pymilvus import MilvusClient
+            except ImportError:
+                raise RagError("the Milvus store needs pymilvus (and milvus-lite for milvus:PATH.db); "
+                               "run: bash scripts/setup.sh") from None
+            for name in ("pymilvus", "pymilvus.orm.iterator"):  # its iterators warn about Milvus Lite's clocks
+                logging.getLogger(name).setLevel(logging.ERROR)
+            if target.lite:
+                folder = os.path.dirname(target.uri)
+                if not os.path.isdir(folder):
+                    raise RagError(f"--store milvus:{target.uri}: the folder {folder} does not exist; create it first")
+            try:
+                _CLIENTS[target.uri] = MilvusClient(uri=target.uri)
+            except Exception as exc:  # noqa: BLE001 (pymilvus raises its own types)
+                if target.lite:
+                    raise RagError(f"cannot open the Milvus Lite file {target.uri}: another process has it open (Milvus "
+                                   "Lite serves one process per file: stop that process, or run a Milvus server and use "
+                                   "--store milvus://HOST:PORT), or Milvus Lite could not start (HOME must be set)") from None
+                detail = " ".join(str(exc).split())[:160]
+                raise RagError(f"cannot reach Milvus at {target.uri} ({detail}); start it, or check --store") from None
+    return _CLIENTS[target.uri]
+
+
+def release(target: MilvusTarget) -> None:
+    """Close this process's client of `target` (a Milvus Lite file is then free for others)."""
+    client = _CLIENTS.pop(target.uri, None)
+    if client is not None:
+        client.close()
+        if target.lite:
+            from milvus_lite.server_manager import server_manager_instance
+
+            server_manager_instance.release_server(target.uri)
+
+
+def _ids_filter(field: str, ids: Sequence[int]) -> str:
+    return f"{field} in [{','.join(str(int(i)) for i in ids)}]"
+
+
+def _quoted(values: Collection[str]) -> str:
+    return "[" + ",".join(json.dumps(v) for v in sorted(values)) + "]"
+
+
+class MilvusStore:
+    """Reads and writes one index in Milvus: blobs, passages and sentences."""
+
+    def __init__(self, target: MilvusTarget) -> None:
+        self.target = target
+        self.client = client_for(target)
+        self.passages_name = target.collection
+        self.sentences_name = f"{target.collection}_sentences"
+        self.meta_name = f"{target.collection}_meta"
+
+    # -- blobs --------------------------------------------------------------------------
+
+    def exists(self) -> bool:
+        return bool(self.client.has_collection(self.meta_name))
+
+    def put_blob(self, name: str, data: bytes) -> None:
+        text = base64.b64encode(zlib.compress(data, 6)).decode("ascii")
+        parts = [text[i : i + BLOB_PART] for i in range(0, len(text), BLOB_PART)] or [""]
+        rows = [{"key": f"{name}#{i}", "value": part, "v": [0.0, 0.0]} for i, part in enumerate(parts)]
+        for lo in range(0, len(rows), 50):
+            self.client.upsert(self.meta_name, rows[lo : lo + 50])
+        self.client.upsert(self.meta_name, [{"key": name, "value": str(len(parts)), "v": [0.0, 0.0]}])
+
+    def get_blob(self, name: str) -> bytes | None:
+        head = self.client.get(self.meta_name, ids=[name], output_fields=["value"])
+        if not head:
+            return None
+        count = int(head[0]["value"])
+        keys = [f"{name}#{i}" for i in range(count)]
+        found: dict[str, str] = {}
+        for lo in range(0, len(keys), 50):
+            for row in self.client.get(self.meta_name, ids=keys[lo : lo + 50], output_fields=["value"]):
+                found[row["key"]] = row["value"]
+        if len(found) != count:
+            raise RagError(f"the {self.target.describe()} is damaged (blob {name} is incomplete); rebuild it with: rag index --full")
+        return zlib.decompress(base64.b64decode("".join(found[k] for k in keys)))
+
+    def delete_blob(self, name: str) -> None:
+        head = self.client.get(self.meta_name, ids=[name], output_fields=["value"])
+        if head:
+            keys = [name] + [f"{name}#{i}" for i in range(int(head[0]["value"]))]
+            self.client.delete(self.meta_name, ids=keys)
+
+    def current(self) -> int | None:
+        """The committed generation, or None when the collection holds no index."""
+        if not self.exists():
+            return None
+        row = self.client.get(self.meta_name, ids=["current"], output_fields=["value"])
+        return int(row[0]["value"]) if row else None
+
+    def manifest_json(self, gen: int) -> dict[str, Any]:
+        data = self.get_blob(f"manifest/{gen}")
+        if data is None:
+            raise RagError(f"the {self.target.describe()} is damaged (manifest of generation {gen} is missing); "
+                           "rebuild it with: rag index --full")
+        return json.loads(data)
+
+    def lexicon(self, gen: int) -> Lexicon:
+        data = self.get_blob(f"lexicon/{gen}")
+        if data is None:
+            raise RagError(f"the {self.target.describe()} is damaged (lexicon of generation {gen} is missing); "
+                           "rebuild it with: rag index --full")
+        raw = json.loads(data)
+        vocab = {s: i for i, s in enumerate(raw["stems"])}
+        return Lexicon(vocab, np.array(raw["df"], dtype=np.int64), np.array(raw["term_max"], dtype=np.float32),
+                       int(raw["n"]), float(raw["avgdl"]))
+
+    def text(self, sha256: str) -> str | None:
+        data = self.get_blob(f"text/{sha256}")
+        return None if data is None else data.decode("utf-8")
+
+    # -- writing ------------------------------------------------------------------------
+
+    def create(self, dimension: int) -> None:
+        """The three collections, empty (any old ones dropped)."""
+        from pymilvus import DataType, Function, FunctionType
+
+        for name in (self.passages_name, self.sentences_name, self.meta_name):
+            if self.client.has_collection(name):
+                self.client.drop_collection(name)
+        vector_index = ("FLAT", {}) if self.target.lite else ("HNSW", {"M": 32, "efConstruction": 200})
+
+        meta = self.client.create_schema(auto_id=False)
+        meta.add_field("key", DataType.VARCHAR, max_length=512, is_primary=True)
+        meta.add_field("value", DataType.VARCHAR, max_length=TEXT_MAX)
+        meta.add_field("v", DataType.FLOAT_VECTOR, dim=2)  # Milvus wants a vector in every collection
+        params = self.client.prepare_index_params()
+        params.add_index("v", index_type="FLAT", metric_type="L2")
+        self.client.create_collection(self.meta_name, schema=meta, index_params=params, consistency_level="Strong")
+
+        passages = self.client.create_schema(auto_id=False)
+        passages.add_field("id", DataType.INT64, is_primary=True)
+        passages.add_field("gen", DataType.INT64)
+        passages.add_field("source", DataType.VARCHAR, max_length=4096)
+        passages.add_field("sha", DataType.VARCHAR, max_length=64)
+        passages.add_field("start", DataType.INT64)
+        passages.add_field("end", DataType.INT64)
+        passages.add_field("text", DataType.VARCHAR, max_length=TEXT_MAX)
+        passages.add_field("context", DataType.VARCHAR, max_length=TEXT_MAX)
+        passages.add_field("sentences", DataType.JSON)  # [[start, end], ...] in the file's text
+        passages.add_field("sentence_stems", DataType.JSON)  # per sentence, its distinct BM25 stems
+        passages.add_field("stems", DataType.VARCHAR, max_length=TEXT_MAX, enable_analyzer=True,
+                           analyzer_params={"tokenizer": "whitespace"})
+        passages.add_field("bm25", DataType.SPARSE_FLOAT_VECTOR)
+        passages.add_field("vector", DataType.FLOAT_VECTOR, dim=dimension)
+        passages.add_function(Function(name="stems_bm25", function_type=FunctionType.BM25,
+                                       input_field_names=["stems"], output_field_names=["bm25"]))
+        params = self.client.prepare_index_params()
+        params.add_index("vector", index_type=vector_index[0], metric_type="IP", params=vector_index[1])
+        params.add_index("bm25", index_type="SPARSE_INVERTED_INDEX", metric_type="BM25",
+                         params={"bm25_k1": 1.5, "bm25_b": 0.75})
+        self.client.create_collection(self.passages_name, schema=passages, index_params=params, consistency_level="Strong")
+
+        sentences = self.client.create_schema(auto_id=False)
+        sentences.add_field("id", DataType.INT64, is_primary=True)
+        sentences.add_field("passage", DataType.INT64)
+        sentences.add_field("vector", DataType.FLOAT_VECTOR, dim=dimension)
+        params = self.client.prepare_index_params()
+        params.add_index("vector", index_type=vector_index[0], metric_type="IP", params=vector_index[1])
+        self.client.create_collection(self.sentences_name, schema=sentences, index_params=params, consistency_level="Strong")
+
+    def insert(self, gen: int, passages: Sequence[Passage], shas: Mapping[str, str], vectors: np.ndarray,
+               sentence_vectors: Sequence[np.ndarray], progress: Callable[[int], None] | None = None) -> None:
+        """Insert passages (with their vectors and each passage's sentence vectors) as part of
+        generation `gen` (invisible to readers until it is committed)."""
+        for lo in range(0, len(passages), INSERT_BATCH):
+            part = passages[lo : lo + INSERT_BATCH]
+            stems = stems_of([p.embed_text for p in part])
+            sentence_texts = [[p.text[a - p.start : b - p.start] for a, b in p.sentences] for p in part]
+            flat = stems_of([t for texts in sentence_texts for t in texts])
+            rows, sentence_rows, at = [], [], 0
+            for i, p in enumerate(part):
+                if len(p.sentences) >= SENTENCE_SLOTS:
+                    raise RagError(f"a passage of {p.source} has {len(p.sentences)} sentences; the Milvus store holds "
+                                   f"at most {SENTENCE_SLOTS - 1} per passage (lower --max-tokens)")
+                per_sentence = [sorted(set(s)) for s in flat[at : at + len(p.sentences)]]
+                at += len(p.sentences)
+                rows.append({"id": p.id, "gen": gen, "source": p.source, "sha": shas[p.source], "start": p.start,
+                             "end": p.end, "text": p.text, "context": p.context,
+                             "sentences": [list(s) for s in p.sentences], "sentence_stems": per_sentence,
+                             "stems": " ".join(stems[i]), "vector": vectors[lo + i].tolist()})
+                block = sentence_vectors[lo + i]
+                for j in range(len(p.sentences)):
+                    sentence_rows.append({"id": p.id * SENTENCE_SLOTS + j, "passage": p.id, "vector": block[j].tolist()})
+            self.client.insert(self.passages_name, rows)
+            for s in range(0, len(sentence_rows), 2 * INSERT_BATCH):
+                self.client.insert(self.sentences_name, sentence_rows[s : s + 2 * INSERT_BATCH])
+            if progress:
+                progress(len(part))
+
+    def delete_passages(self, expression: str) -> int:
+        """Delete the passages (and their sentences) matching a filter; returns how many."""
+        ids = [int(r["id"]) for r in self._query_all(self.passages_name, expression, ["id"])]
+        for lo in range(0, len(ids), FETCH):
+            part = ids[lo : lo + FETCH]
+            self.client.delete(self.passages_name, filter=_ids_filter("id", part))
+            self.client.delete(self.sentences_name, filter=_ids_filter("passage", part))
+        return len(ids)
+
+    def _query_all(self, name: str, expression: str, fields: list[str]) -> Iterator[dict[str, Any]]:
+        iterator = self.client.query_iterator(name, batch_size=1000, filter=expression, output_fields=fields)
+        try:
+            while True:
+                batch = iterator.next()
+                if not batch:
+                    return
+                yield from batch
+        finally:
+            iterator.close()
+
+    def stems_of_generation(self, gen: int) -> Callable[[], Iterator[list[str]]]:
+        """A way to read every visible passage's stems (for the lexicon), as often as needed."""
+        def read() -> Iterator[list[str]]:
+            for row in self._query_all(self.passages_name, f"gen <= {gen}", ["stems"]):
+                yield row["stems"].split()
+        return read
+
+    def commit(self, gen: int, manifest: Manifest, texts: Mapping[str, str]) -> None:
+        """Write generation `gen`'s texts, lexicon and manifest, then make it current."""
+        for source, record in manifest.sources.items():
+            if self.get_blob_head(f"text/{record.sha256}") is None:
+                self.put_blob(f"text/{record.sha256}", texts[source].encode("utf-8"))
+        lexicon = lexicon_of(self.stems_of_generation(gen))
+        stems = sorted(lexicon.vocab, key=lexicon.vocab.__getitem__)
+        self.put_blob(f"lexicon/{gen}", json.dumps({"stems": stems, "df": lexicon.df.tolist(),
+                                                     "term_max": lexicon.term_max.tolist(), "n": lexicon.n_docs,
+                                                     "avgdl": lexicon.avgdl}).encode("utf-8"))
+        self.put_blob(f"manifest/{gen}", json.dumps(manifest.to_json()).encode("utf-8"))
+        from .store import checkpoint
+
+        checkpoint("flushed")
+        self.client.upsert(self.meta_name, [{"key": "current", "value": str(gen), "v": [0.0, 0.0]}])
+        checkpoint("switched")
+
+    def get_blob_head(self, name: str) -> int | None:
+        head = self.client.get(self.meta_name, ids=[name], output_fields=["value"])
+        return int(head[0]["value"]) if head else None
+
+    def clean(self, gen: int, manifest: Manifest | None) -> None:
+        """Remove what is not part of committed generation `gen`: rows of unfinished builds,
+        rows whose file version the manifest no longer lists, old manifests, lexicons and texts."""
+        self.delete_passages(f"gen > {gen}")
+        if manifest is not None:
+            for source, shas in self._versions(gen).items():
+                record = manifest.sources.get(source)
+                stale = shas - {record.sha256} if record else shas
+                if stale:
+                    self.delete_passages(f"source == {json.dumps(source)} and sha in {_quoted(stale)}")
+        keep_texts = {f"text/{r.sha256}" for r in (manifest.sources.values() if manifest else [])}
+        heads = [r["key"] for r in self._query_all(self.meta_name, 'key != ""', ["key"]) if "#" not in r["key"]]
+        for key in heads:
+            kind, _, rest = key.partition("/")
+            old_generation = kind in ("manifest", "lexicon") and rest.isdigit() and int(rest) < gen - 1
+            if old_generation or (kind == "text" and key not in keep_texts):
+                self.delete_blob(key)
+
+    def _versions(self, gen: int) -> dict[str, set[str]]:
+        found: dict[str, set[str]] = {}
+        for row in self._query_all(self.passages_name, f"gen <= {gen}", ["source", "sha"]):
+            found.setdefault(row["source"], set()).add(row["sha"])
+        return found
+
+    def passages_of(self, sources: Collection[str], gen: int) -> list[dict[str, Any]]:
+        """Every stored field but the vectors of the passages of `sources`."""
+        if not sources:
+            return []
+        return list(self._query_all(self.passages_name, f"gen <= {gen} and source in {_quoted(sources)}",
+                                    ["id", "source", "sha", "sentences"]))
+
+
+class _Texts(Mapping[str, str]):
+    """Source texts as indexed, read from Milvus when first needed and kept (a few hundred)."""
+
+    def __init__(self, store: MilvusStore, manifest: Manifest, keep: int = 256) -> None:
+        self._store, self._manifest, self._keep = store, manifest, keep
+        self._cache: OrderedDict[str, str] = OrderedDict()
+
+    def __getitem__(self, source: str) -> str:
+        if source in self._cache:
+            self._cache.move_to_end(source)
+            return self._cache[source]
+        record = self._manifest.sources.get(source)
+        text = self._store.text(record.sha256) if record else None
+        if text is None:
+            raise KeyError(source)
+        self._cache[source] = text
+        if len(self._cache) > self._keep:
+            self._cache.popitem(last=False)
+        return text
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._manifest.sources)
+
+    def __len__(self) -> int:
+        return len(self._manifest.sources)
+
+
+class MilvusIndex:
+    """An opened generation of a Milvus index: what a Searcher reads (see rag.reader)."""
+
+    def __init__(self, store: MilvusStore, gen: int, manifest: Manifest) -> None:
+        self.store, self.gen, self.manifest = store, gen, manifest
+        self.lexicon = store.lexicon(gen)
+        self.texts: Mapping[str, str] = _Texts(store, manifest)
+        self.label = f"{store.target.collection}@{gen}"
+        self._shas = {source: record.sha256 for source, record in manifest.sources.items()}
+
+    def __len__(self) -> int:
+        return self.manifest.passages
+
+    def title(self, source: str) -> str:
+        record = self.manifest.sources.get(source)
+        return record.title if record else source
+
+    def source_names(self) -> tuple[str, ...]:
+        return tuple(self.manifest.sources)
+
+    def view(self, qvec: np.ndarray, terms: QueryTerms, pool: int, sources: Collection[str] | None) -> tuple[Any, np.ndarray | None]:
+        """The candidates of one question as a small in-memory index (rows in id order): the
+        union of the engine's dense and BM25 top `pool` (one hybrid request), or every passage
+        of `sources` when the search is limited to them."""
+        from pymilvus import AnnSearchRequest, RRFRanker
+
+        visible = f"gen <= {self.gen}"
+        if sources:
+            ids = [int(r["id"]) for r in self.store._query_all(
+                self.store.passages_name, f"{visible} and source in {_quoted(sources)}", ["id"])]
+        else:
+            requests = [AnnSearchRequest([qvec.tolist()], "vector", {"metric_type": "IP"}, pool, expr=visible)]
+            if terms.stems:
+                requests.append(AnnSearchRequest([" ".join(terms.stems)], "bm25", {"metric_type": "BM25"}, pool, expr=visible))
+            found = self.store.client.hybrid_search(self.store.passages_name, requests, RRFRanker(60),
+                                                    limit=pool * len(requests), output_fields=["id"])
+            ids = sorted({int(hit["id"]) for hit in found[0]})
+        return self._subset(ids), None
+
+    def _subset(self, ids: Sequence[int]) -> Any:
+        from .store import DenseIndex, Index
+
+        fields = ["id", "source", "sha", "start", "end", "context", "sentences", "sentence_stems", "stems", "vector"]
+        rows: list[dict[str, Any]] = []
+        for lo in range(0, len(ids), FETCH):
+            rows.extend(self.store.client.query(self.store.passages_name, filter=_ids_filter("id", ids[lo : lo + FETCH]),
+                                                output_fields=fields))
+        rows = sorted((r for r in rows if self._shas.get(r["source"]) == r["sha"]), key=lambda r: int(r["id"]))
+        sentence_vectors: dict[int, list[float]] = {}
+        keys = [int(r["id"]) * SENTENCE_SLOTS + j for r in rows for j in range(len(r["sentences"]))]
+        for lo in range(0, len(keys), FETCH):
+            for s in self.store.client.get(self.store.sentences_name, ids=keys[lo : lo + FETCH], output_fields=["vector"]):
+                sentence_vectors[int(s["id"])] = s["vector"]
+        if len(sentence_vectors) != len(keys):
+            raise RagError(f"the {self.store.target.describe()} is damaged (sentence vectors are missing); "
+                           "rebuild it with: rag index --full")
+        sources = sorted({r["source"] for r in rows})
+        contexts = sorted({r["context"] for r in rows})
+        table = np.zeros(len(rows), dtype=ROW_DTYPE)
+        spans: list[list[int]] = []
+        term_lists: list[list[str]] = []
+        for i, r in enumerate(rows):
+            table[i] = (int(r["id"]), sources.index(r["source"]), int(r["start"]), int(r["end"]), len(spans),
+                        len(r["sentences"]), contexts.index(r["context"]))
+            spans.extend(r["sentences"])
+            term_lists.extend(r["sentence_stems"])
+        d = self.manifest.dimension
+        vectors = np.array([r["vector"] for r in rows], dtype=np.float32).reshape(len(rows), d)
+        sentence_matrix = np.array([sentence_vectors[k] for k in keys], dtype=np.float32).reshape(len(keys), d)
+        vocab = self.lexicon.vocab
+        lists = [sorted({vocab[s] for s in stems if s in vocab}) for stems in term_lists]
+        offsets = np.zeros(len(lists) + 1, dtype=np.int64)
+        np.cumsum([len(x) for x in lists], out=offsets[1:])
+        flat = np.array([t for x in lists for t in x], dtype=np.int32)
+        terms, owners, scores = candidate_bm25([r["stems"].split() for r in rows], self.lexicon)
+        passages = PassageTable(table, np.array(spans, dtype=np.int64).reshape(len(spans), 2), sources, contexts, self.texts)
+        return Index(
+            path=None,  # type: ignore[arg-type]
+            manifest=self.manifest,
+            passages=passages,
+            vectors=vectors,
+            sentence_vectors=sentence_matrix,
+            dense=DenseIndex(None, "IDMap2,Flat", vectors, passages.ids),  # type: ignore[arg-type]
+            lexical=LexicalIndex.from_entries(terms, owners, scores, self.lexicon, len(rows)),
+            sentence_terms=flat,
+            sentence_term_offsets=offsets,
+        )
+
+    def all_passages(self) -> Iterator[Passage]:
+        """Every passage of the generation (for evaluation), in id order."""
+        rows = list(self.store._query_all(self.store.passages_name, f"gen <= {self.gen}",
+                                          ["id", "source", "sha", "start", "end", "text", "context", "sentences"]))
+        for r in sorted(rows, key=lambda r: int(r["id"])):
+            if self._shas.get(r["source"]) == r["sha"]:
+                yield Passage(source=r["source"], start=int(r["start"]), end=int(r["end"]), text=r["text"],
+                              context=r["context"], sentences=tuple((int(a), int(b)) for a, b in r["sentences"]),
+                              id=int(r["id"]), sentence_row=0)
+
+
+def content_sha(text: str) -> str:
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+
+def now() -> str:
+    return time.strftime("%Y-%m-%dT%H:%M:%S%z")
