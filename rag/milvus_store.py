@@ -28,10 +28,8 @@ place).
 from __future__ import annotations
 
 import base64
-import hashlib
 import json
 import os
-import time
 import zlib
 from collections import OrderedDict
 from collections.abc import Callable, Collection, Iterator, Mapping, Sequence
@@ -369,7 +367,7 @@ class MilvusStore:
         return found
 
     def passages_of(self, sources: Collection[str], gen: int) -> list[dict[str, Any]]:
-        """Every stored field but the vectors of the passages of `sources`."""
+        """Id, source, file hash and sentence spans of the visible passages of `sources`."""
         if not sources:
             return []
         return list(self._query_all(self.passages_name, f"gen <= {gen} and source in {_quoted(sources)}",
@@ -500,11 +498,3 @@ class MilvusIndex:
                 yield Passage(source=r["source"], start=int(r["start"]), end=int(r["end"]), text=r["text"],
                               context=r["context"], sentences=tuple((int(a), int(b)) for a, b in r["sentences"]),
                               id=int(r["id"]), sentence_row=0)
-
-
-def content_sha(text: str) -> str:
-    return hashlib.sha256(text.encode("utf-8")).hexdigest()
-
-
-def now() -> str:
-    return time.strftime("%Y-%m-%dT%H:%M:%S%z")
