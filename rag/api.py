@@ -18,7 +18,7 @@ from pathlib import Path
 
 from .build import BuildReport
 from .locations import Location, build_at, encoder_for_build, location, open_searcher, settings_at
-from .types import Answer, ChunkingConfig, Manifest
+from .types import Answer, Manifest
 
 
 def _where(index: str | os.PathLike[str], collection: str) -> Location:
@@ -69,5 +69,5 @@ def build(sources: str | os.PathLike[str], index: str | os.PathLike[str] = "inde
     docs = load_documents(Path(sources))
     kept, config, _ = settings_at(where)
     encoder = encoder_for_build(where, model or kept, precision)
-    return build_at(where, Path(sources), encoder, docs, config or ChunkingConfig(), full=full, progress=progress,
+    return build_at(where, Path(sources), encoder, docs, config, full=full, progress=progress,
                     precision=precision)

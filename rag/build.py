@@ -156,7 +156,7 @@ def build_index(
         if precision not in PRECISIONS:
             raise RagError(f"--precision must be one of {', '.join(PRECISIONS)}, got {precision!r}")
         manifest, reason = _manifest_and_reason(state, encoder, config, full, precision)
-        if manifest is not None and reason is None and _same_sources(manifest, docs):
+        if manifest is not None and reason is None and same_sources(manifest, docs):
             path = state.generation
             assert path is not None
             remove_old_generations(index_root, keep={path.name})  # what killed builds left
@@ -300,7 +300,7 @@ def up_to_date(index_root: Path, model: str, config: ChunkingConfig, docs: Seque
     no build is running."""
     state = inspect_index(index_root)
     manifest = state.manifest
-    if manifest is None or manifest.model != model or manifest.chunking != config or not _same_sources(manifest, docs):
+    if manifest is None or manifest.model != model or manifest.chunking != config or not same_sources(manifest, docs):
         return None
     if state.generation is not None and not is_locked(index_root):
         try:
@@ -311,7 +311,8 @@ def up_to_date(index_root: Path, model: str, config: ChunkingConfig, docs: Seque
     return manifest
 
 
-def _same_sources(manifest: Manifest, docs: Sequence[Document]) -> bool:
+def same_sources(manifest: Manifest, docs: Sequence[Document]) -> bool:
+    """Whether the manifest lists exactly these files, at these contents."""
     return {d.id: d.sha256 for d in docs} == {k: v.sha256 for k, v in manifest.sources.items()}
 
 

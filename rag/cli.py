@@ -326,7 +326,7 @@ def cmd_ask(args: argparse.Namespace) -> int:
     if batch is None:
         answer = with_changes(searcher.ask(args.question, args.k), watch)
         if answer.changed_sources:
-            hint = args.index if args.store is None else f"--store {args.store} --collection {args.collection}"
+            hint = f"--index {args.index}" if args.store is None else f"--store {args.store} --collection {args.collection}"
             _warn(refresh_hint(list(answer.changed_sources), hint))
         if args.json:
             print(json.dumps(answer.to_json(), ensure_ascii=False))

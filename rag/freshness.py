@@ -9,7 +9,6 @@ costs a stat per cited file.
 from __future__ import annotations
 
 import hashlib
-import os
 import threading
 from collections.abc import Iterable
 from pathlib import Path
@@ -55,13 +54,12 @@ class SourceWatch:
         return digest
 
 
-def refresh_hint(changed: list[str], index: Path | str) -> str:
-    """One line saying which cited sources changed and how to refresh (`index`: the folder, or
-    the store's options as typed)."""
+def refresh_hint(changed: list[str], options: str) -> str:
+    """One line saying which cited sources changed and how to refresh; `options` name the
+    index as typed (`--index DIR`, or `--store ... --collection ...`)."""
     names = ", ".join(changed[:5]) + (f" and {len(changed) - 5} more" if len(changed) > 5 else "")
-    where = index if isinstance(index, str) and index.startswith("--") else f"--index {os.fspath(index)}"
     return (f"{names} changed since the index was built; the citations quote the indexed text. "
-            f"Refresh with: rag index {where}")
+            f"Refresh with: rag index {options}")
 
 
 def with_changes(answer: Answer, watch: SourceWatch) -> Answer:

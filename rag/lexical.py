@@ -176,7 +176,7 @@ class LexicalIndex:
         """The index of a few passages (rows 0..n-1) from their BM25 entries, keyed by the whole
         corpus's term ids, with its best scores."""
         order = np.lexsort((rows, terms))
-        counts = np.bincount(terms, minlength=len(lexicon.df)) if len(terms) else np.zeros(len(lexicon.df), np.int64)
+        counts = np.bincount(terms.astype(np.int64), minlength=len(lexicon.df))
         indptr = np.zeros(len(lexicon.df) + 1, dtype=np.int64)
         np.cumsum(counts, out=indptr[1:])
         return cls(scores[order].astype(np.float32), rows[order].astype(np.int64), indptr, lexicon.vocab,  # type: ignore[arg-type]

@@ -17,7 +17,8 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-from .build import BuildReport, _onnx_copy, _passage_encoder, check_budget, embed_chunks, full_rebuild_reason, library_versions
+from .build import (BuildReport, _onnx_copy, _passage_encoder, check_budget, embed_chunks, full_rebuild_reason,
+                    library_versions, same_sources)
 from .abstention import AbstentionModel, default_model
 from .chunking import chunk_document
 from .embedding import Encoder
@@ -128,7 +129,7 @@ def build_milvus(
     if gen is not None and reason is None:
         store.clean(gen, manifest)  # what a killed build left
         assert manifest is not None
-        if {d.id: d.sha256 for d in docs} == {k: v.sha256 for k, v in manifest.sources.items()}:
+        if same_sources(manifest, docs):
             return BuildReport(path=Path(target.uri), documents=len(docs), passages=manifest.passages,
                                sentences=manifest.sentences, seconds=time.perf_counter() - started, encode_seconds=0.0,
                                unchanged=len(docs), reused=manifest.passages, up_to_date=True)

@@ -422,9 +422,9 @@ class MilvusIndex:
         return tuple(self.manifest.sources)
 
     def view(self, qvec: np.ndarray, terms: QueryTerms, pool: int, sources: Collection[str] | None) -> tuple[Any, np.ndarray | None]:
-        """The candidates of one question as a small in-memory index (rows in id order): the
-        union of the engine's dense and BM25 top `pool` (one hybrid request), or every passage
-        of `sources` when the search is limited to them."""
+        """The candidates of one question as a small in-memory index (rows in id order), all of
+        them searched: the union of the engine's dense and BM25 top `pool` (one hybrid
+        request), or every passage of `sources` when the search is limited to them."""
         from pymilvus import AnnSearchRequest, RRFRanker
 
         visible = f"gen <= {self.gen}"
@@ -438,7 +438,8 @@ class MilvusIndex:
             found = self.store.client.hybrid_search(self.store.passages_name, requests, RRFRanker(60),
                                                     limit=pool * len(requests), output_fields=["id"])
             ids = sorted({int(hit["id"]) for hit in found[0]})
-        return self._subset(ids), None
+        subset = self._subset(ids)
+        return subset, np.arange(len(subset.passages))
 
     def _subset(self, ids: Sequence[int]) -> Any:
         from .store import DenseIndex, Index
@@ -459,12 +460,14 @@ class MilvusIndex:
                            "rebuild it with: rag index --full")
         sources = sorted({r["source"] for r in rows})
         contexts = sorted({r["context"] for r in rows})
+        source_at = {s: i for i, s in enumerate(sources)}
+        context_at = {c: i for i, c in enumerate(contexts)}
         table = np.zeros(len(rows), dtype=ROW_DTYPE)
         spans: list[list[int]] = []
         term_lists: list[list[str]] = []
         for i, r in enumerate(rows):
-            table[i] = (int(r["id"]), sources.index(r["source"]), int(r["start"]), int(r["end"]), len(spans),
-                        len(r["sentences"]), contexts.index(r["context"]))
+            table[i] = (int(r["id"]), source_at[r["source"]], int(r["start"]), int(r["end"]), len(spans),
+                        len(r["sentences"]), context_at[r["context"]])
             spans.extend(r["sentences"])
             term_lists.extend(r["sentence_stems"])
         d = self.manifest.dimension

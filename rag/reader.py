@@ -2,8 +2,9 @@
 
 A reader is one opened generation: its manifest and lexicon (the corpus statistics questions
 are weighted with), the source texts as indexed, and `view`, which turns one question into
-the `Index` of arrays the search stages work on: the folder store's whole mapped index, or a
-store's candidates fetched into memory.
+the `Index` of arrays the search stages work on and the rows of it to search (None: let
+retrieval pick candidates): the folder store's whole mapped index, or a store's candidates
+fetched into memory, all of them searched.
 """
 
 from __future__ import annotations

@@ -114,8 +114,6 @@ class Searcher:
         weights = query_weights(terms, self._idf, self._unseen_idf)
         pool = min(len(self.index), max(CANDIDATES, 4 * k))
         ix, allowed = self.index.view(qvec, terms, pool, sources)
-        if ix is not self.index and allowed is None:  # a store's candidates: all of them are searched
-            allowed = np.arange(len(ix.passages))
         if not len(ix.passages):
             return Answer(question, False, (), 0.0, threshold, terms.words)
         cand = retrieve(ix, qvec, terms, weights, pool, self._rarest, allowed)

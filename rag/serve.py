@@ -78,6 +78,7 @@ def open_backend(index: Path, encoder: Any) -> Backend:
 def ensure_at(sources: Path, where: Location, log: Callable[[str], None]) -> None:
     """`ensure_index` for a Milvus store: build or update the collection from the sources
     (keeping its model and chunking); a bad source keeps the collection as it was."""
+    from .build import same_sources
     from .locations import build_at, encoder_for_build, settings_at
     from .sources import load_documents
 
@@ -89,7 +90,7 @@ def ensure_at(sources: Path, where: Location, log: Callable[[str], None]) -> Non
             raise
         log(f"error: {exc}; serving the index as built at {manifest.built_at} until that is fixed")
         return
-    if manifest is not None and {d.id: d.sha256 for d in docs} == {k: v.sha256 for k, v in manifest.sources.items()}:
+    if manifest is not None and same_sources(manifest, docs):
         return
     report = build_at(where, sources, encoder_for_build(where, model, None), docs, config, progress=True,
                       log=lambda m: log(f"building the {where.describe()} ({m})"))
