@@ -118,6 +118,8 @@ def build_parser() -> argparse.ArgumentParser:
                        help="SQuAD 2.0 half folder, for the neighbour figures (skipped when missing)")
     bench.add_argument("--sizes", default="100000,1000000", help="comma list of synthetic corpus sizes (default: 100000,1000000)")
     bench.add_argument("--rounds", type=int, default=2, help="alternated int8/fp32 build rounds on SQuAD (default: 2)")
+    bench.add_argument("--large", type=int, default=0, metavar="N",
+                       help="also time rag index on a real-text corpus of about N passages (SQuAD sentences redrawn; needs --squad)")
     bench.add_argument("--no-stores", action="store_true", help="skip the folder-vs-Milvus Lite comparison")
     bench.add_argument("--json", action="store_true", help="print one JSON object")
     return parser
@@ -423,12 +425,16 @@ def cmd_bench(args: argparse.Namespace) -> int:
     if any(n < 1000 for n in sizes):
         raise RagError("--sizes must each be at least 1000")
     squad = args.squad if (args.squad / "corpus.jsonl").is_file() else None
-    if squad is None:
-        _log(f"no SQuAD folder at {args.squad}; measuring the seeds only")
     if not 1 <= args.rounds <= 10:
         raise RagError(f"--rounds must be between 1 and 10, got {args.rounds}")
+    if not 0 <= args.large <= 10_000_000:
+        raise RagError(f"--large must be a passage count from 0 to 10,000,000, got {args.large}")
+    if args.large and squad is None:
+        raise RagError("--large draws its text from SQuAD; give --squad DIR (a BEIR folder with corpus.jsonl)")
+    if squad is None:
+        _log(f"no SQuAD folder at {args.squad}; measuring the seeds only")
     squad2 = args.squad2 if (args.squad2 / "corpus.jsonl").is_file() else None
-    report = run_bench(squad, squad2, sizes, args.rounds, _log, stores=not args.no_stores)
+    report = run_bench(squad, squad2, sizes, args.rounds, _log, stores=not args.no_stores, large=args.large)
     print(json.dumps(report) if args.json else format_report(report))
     return 0
 

@@ -182,16 +182,19 @@ class LexicalIndex:
         return cls(scores[order].astype(np.float32), rows[order].astype(np.int64), indptr, lexicon.vocab,  # type: ignore[arg-type]
                    lexicon.term_max, n)
 
-    def scores(self, terms: np.ndarray) -> np.ndarray:
-        """BM25 of every passage for the term ids `terms` (float64)."""
-        if not len(terms):
-            return np.zeros(self.n_docs)
+    def postings(self, terms: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """(passage row, BM25 contribution) of every posting of the distinct term ids `terms`."""
         starts, ends = self.indptr[terms], self.indptr[terms + 1]
         counts = ends - starts
         firsts = np.zeros(len(terms), dtype=np.int64)
         np.cumsum(counts[:-1], out=firsts[1:])
         pos = np.repeat(starts - firsts, counts) + np.arange(int(counts.sum()))
-        return np.bincount(self.indices[pos], weights=self.data[pos], minlength=self.n_docs)
+        return self.indices[pos], self.data[pos]
+
+    def scores(self, terms: np.ndarray) -> np.ndarray:
+        """BM25 of every passage for the distinct term ids `terms` (float64)."""
+        rows, contributions = self.postings(terms)
+        return np.bincount(rows, weights=contributions, minlength=self.n_docs)
 
 
 def term_ids(text: str, stem: Callable[[str], str], vocab: Mapping[str, int]) -> list[int]:

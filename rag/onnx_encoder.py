@@ -194,14 +194,22 @@ class OnnxEncoder:
         self._tokenizer.enable_padding(pad_id=int(config["pad_id"]), pad_token=str(config["pad_token"]))
         self._session = self._new_session(min(os.cpu_count() or 1, 4))  # questions: one text, every core
 
-    def _new_session(self, threads: int) -> Any:
+    def _new_session(self, threads: int, spinning: bool = True) -> Any:
         import onnxruntime
 
         options = onnxruntime.SessionOptions()
         options.log_severity_level = 3
         options.intra_op_num_threads = threads
         options.inter_op_num_threads = 1
+        if not spinning:
+            options.add_session_config_entry("session.intra_op.allow_spinning", "0")
         return onnxruntime.InferenceSession(str(self.folder / "model.onnx"), options, providers=["CPUExecutionProvider"])
+
+    def share_cores(self) -> None:
+        """Let the question's threads sleep between runs instead of spinning, for a searcher
+        whose own search then runs on every core (FAISS on an approximate index): spinning
+        threads would take those cores from it (docs/speed.md, "Scale")."""
+        self._session = self._new_session(min(os.cpu_count() or 1, 4), spinning=False)
 
     @cached_property
     def _workers(self) -> list[Any]:

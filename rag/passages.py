@@ -41,9 +41,11 @@ class PassageTable(Sequence[Passage]):
                  texts: Mapping[str, str]) -> None:
         self.rows, self.spans = rows, spans
         self.sources, self.contexts, self.texts = tuple(sources), tuple(contexts), texts
-        self.ids = np.asarray(rows["id"])
-        self.source_index = np.asarray(rows["source"])
-        self.sentence_starts = np.asarray(rows["sentence_row"])
+        # each column once as its own contiguous array: a field of the mapped rows is a strided
+        # view, which numpy copies whole on every searchsorted
+        self.ids = np.ascontiguousarray(rows["id"])
+        self.source_index = np.ascontiguousarray(rows["source"])
+        self.sentence_starts = np.ascontiguousarray(rows["sentence_row"])
         self.sentence_counts = np.asarray(rows["sentence_count"], dtype=np.int64)
 
     def __len__(self) -> int:
@@ -74,7 +76,7 @@ class PassageTable(Sequence[Passage]):
 
     def sentences(self, row: int) -> tuple[Span, ...]:
         first = int(self.sentence_starts[row])
-        return tuple((int(a), int(b)) for a, b in self.spans[first : first + int(self.sentence_counts[row])])
+        return tuple((a, b) for a, b in self.spans[first : first + int(self.sentence_counts[row])].tolist())
 
     def rows_of(self, sources: Sequence[str]) -> np.ndarray:
         """Rows of the passages of the named sources (ascending)."""

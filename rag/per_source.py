@@ -12,7 +12,7 @@ republished) are one group, unless their figures disagree.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Hashable, Mapping, Sequence
 
 import numpy as np
 
@@ -30,19 +30,20 @@ FIGURE_MARGIN = 0.25  # a sentence with the figure asked for wins if it scores w
 FIGURE_LOOKAHEAD = 5  # how many of a source's best sentences are read for such a figure
 
 
-def ranked_by_source(sources: Sequence[str], ranking: np.ndarray, depth: int = FIGURE_LOOKAHEAD,
-                     limit: int = MAX_SOURCES) -> dict[str, list[int]]:
+def ranked_by_source(sources: Sequence[Hashable] | np.ndarray, ranking: np.ndarray, depth: int = FIGURE_LOOKAHEAD,
+                     limit: int = MAX_SOURCES) -> dict[Hashable, list[int]]:
     """The `limit` sources whose best candidate sentence ranks highest by `ranking` (the score
-    that marks a passage's supporting sentence), each with its `depth` best, best first."""
-    ranked: dict[str, list[int]] = {}
-    for i in np.lexsort((np.arange(len(ranking)), -np.asarray(ranking))):
-        source = sources[int(i)]
-        if source not in ranked and len(ranked) >= limit:
-            continue
-        order = ranked.setdefault(source, [])
-        if len(order) < depth:
-            order.append(int(i))
-    return ranked
+    that marks a passage's supporting sentence), each with its `depth` best, best first;
+    `sources` labels each sentence with its source (names or ids)."""
+    ranking = np.asarray(ranking, dtype=np.float64)
+    if not len(ranking):
+        return {}
+    order = np.lexsort((np.arange(len(ranking)), -ranking))  # best first, ties by position
+    labels, first_seen, group_of = np.unique(np.asarray(sources)[order], return_index=True, return_inverse=True)
+    by_group = np.argsort(group_of, kind="stable")  # positions in `order`, grouped by source, best first
+    starts = np.searchsorted(group_of[by_group], np.arange(len(labels) + 1))
+    return {labels[g].item(): order[by_group[starts[g] : min(starts[g + 1], starts[g] + depth)]].tolist()
+            for g in np.argsort(first_seen, kind="stable")[:limit].tolist()}
 
 
 def statement_of(order: Sequence[int], ranking: np.ndarray, shown: Callable[[int], bool] | None = None) -> int:

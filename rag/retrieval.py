@@ -62,11 +62,32 @@ def top_rows(scores: np.ndarray, n: int) -> np.ndarray:
     return part[np.lexsort((part, -scores[part]))]
 
 
-def bm25_scores(index: Index, terms: QueryTerms, rarest: float) -> tuple[np.ndarray, float]:
-    """BM25 of every passage, and the best score any passage could get: the sum of each
-    known term's best score plus, for each word never seen, the rarest term's best."""
+def top_of_postings(scores: np.ndarray, rows: np.ndarray, terms: int, n: int) -> np.ndarray:
+    """`top_rows(scores, n)` when `scores` (all >= 0) are positive only at `rows`, the rows of
+    the postings of `terms` distinct terms, without sorting every passage: no row appears more
+    than once per term, so the (n * terms)-th largest posting score is a floor that the n-th
+    best row reaches, and only rows at or above it are ranked. Rows holding no term fill up
+    after them, lowest first, as a full sort gives them."""
+    if len(rows) > n * terms:
+        values = scores[rows]
+        floor = np.partition(values, len(values) - n * terms)[len(values) - n * terms]
+        rows = rows[values >= floor]
+    held = np.unique(rows)
+    best = held[top_rows(scores[held], n)]
+    if len(best) < n:
+        spare = np.setdiff1d(np.arange(min(len(scores), n + len(held))), held, assume_unique=True)
+        best = np.concatenate([best, spare[: n - len(best)]])
+    return best
+
+
+def bm25_scores(index: Index, terms: QueryTerms, rarest: float) -> tuple[np.ndarray, float, np.ndarray]:
+    """BM25 of every passage, the best score any passage could get (the sum of each known
+    term's best score plus, for each word never seen, the rarest term's best), and the row of
+    each posting of the question's words."""
     known = terms.known
-    return index.lexical.scores(known), float(index.term_max[known].sum()) + terms.unseen * rarest
+    rows, contributions = index.lexical.postings(known)
+    scores = np.bincount(rows, weights=contributions, minlength=len(index.passages))
+    return scores, float(index.term_max[known].sum()) + terms.unseen * rarest, rows
 
 
 def retrieve(
@@ -75,11 +96,14 @@ def retrieve(
 ) -> Candidates:
     """Candidates for one encoded question (`qvec`: unit float32 vector); `allowed`, when
     given, is every row the search may return (a source filter), all of them candidates."""
-    bm25, bound = bm25_scores(index, terms, rarest)
+    bm25, bound, holding = bm25_scores(index, terms, rarest)
     if allowed is not None:
         rows = allowed
+    elif pool >= len(index.passages):  # every passage is among the nearest
+        rows = np.arange(len(index.passages))
     else:
-        rows = np.union1d(index.rows(index.dense.search(qvec, pool)), top_rows(bm25, pool))
+        best_bm25 = top_of_postings(bm25, holding, len(terms.known), pool)
+        rows = np.union1d(index.rows(index.dense.search(qvec, pool)), best_bm25)
     dense = np.asarray(index.vectors[rows] @ qvec, dtype=np.float64)
     lexical = bm25[rows] / bound if bound > 0 else np.zeros(len(rows))
     counts = index.sentence_counts[rows]

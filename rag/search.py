@@ -16,9 +16,9 @@ from .checks import check_k, check_question
 from .embedding import Encoder
 from .errors import RagError
 from .evidence import Span, best_per_candidate, missing_words, name_missing, rarest_missing, select_spans, sentence_scores
-from .figures import asked_figures, asked_kind, differ, shifted
+from .figures import asked_reader, differ, shifted
 from .fusion import FusionConfig, Signals, fuse
-from .lexical import idf, present, present_by_owner
+from .lexical import idf, present_by_owner
 from .per_source import SUPPORT_FLOOR, group, ranked_by_source, statement_of, with_evidence
 from .query import QueryTerms, analyze
 from .retrieval import Candidates, QueryWeights, query_weights, retrieve
@@ -52,11 +52,10 @@ class Searcher:
             )
         dense = getattr(index, "dense", None)
         if dense is not None and not dense.exact:
-            import faiss
-
-            # One query at a time: OpenMP's start-up costs more than it saves; batch callers
-            # may raise it again.
-            faiss.omp_set_num_threads(1)
+            dense.share_cores()
+            share = getattr(encoder, "share_cores", None)
+            if share is not None:
+                share()
         self.index = index
         self.encoder = encoder
         self.config = config or FusionConfig()
@@ -124,101 +123,95 @@ class Searcher:
         order = np.lexsort((cand.rows, -fused))
         gap = fused - float(fused[order[0]])
         chosen = select_spans((int(cand.rows[i]) for i in order), _SourceNames(ix.passages), _Sentences(ix.passages), k)
-        position = {int(cand.rows[i]): int(i) for i in order}
-        hits = [self._hit(ix, rank, position[row], first, last, cand, fused, gap, scores, terms, weights)
-                for rank, (row, first, last) in enumerate(chosen, start=1)]
-        shown = [cand.sentence_rows[self._shown(position[row], first, last, cand)] for row, first, last in chosen]
-        missing = missing_words(terms, self._present(ix, np.concatenate(shown) if shown else np.zeros(0, np.int64), weights))
+        hits, present_in_hits = self._hits(ix, chosen, cand, fused, gap, scores, terms, weights)
+        missing = missing_words(terms, present_in_hits)
         best_support = max((h.support for h in hits), default=0.0)
         statements, differ = self._by_source(ix, question, cand, scores, terms, weights, threshold)
-        return Answer(question, bool(best_support >= threshold), tuple(hits), best_support, threshold, missing,
+        return Answer(question, bool(best_support >= threshold), hits, best_support, threshold, missing,
                       statements, differ)
-
-    def _shown(self, i: int, first: int, last: int, cand: Candidates) -> np.ndarray:
-        """Indices (into the candidate sentence arrays) of the sentences a hit shows."""
-        return np.arange(cand.sentence_first[i] + first, cand.sentence_first[i] + last)
-
-    def _present(self, ix: Index, rows: np.ndarray, weights: QueryWeights) -> np.ndarray:
-        return present(ix.sentence_terms, ix.sentence_term_offsets, rows, weights.known)
 
     def _sentence(self, ix: Index, cand: Candidates, j: int) -> tuple[str, Span, str]:
         """The source, file span and text of candidate sentence j."""
-        owner = int(cand.sentence_owner[j])
-        row = int(cand.rows[owner])
-        a, b = (int(v) for v in ix.passages.spans[int(cand.sentence_rows[j])])
+        row = int(cand.rows[int(cand.sentence_owner[j])])
+        a, b = ix.passages.spans[int(cand.sentence_rows[j])].tolist()
         source = ix.passages.source(row)
         return source, (a, b), ix.texts[source][a:b]
 
-    def _hit(self, ix: Index, rank: int, i: int, first: int, last: int, cand: Candidates, fused: np.ndarray,
-             gap: np.ndarray, scores: np.ndarray, terms: QueryTerms, weights: QueryWeights) -> Hit:
-        shown = self._shown(i, first, last, cand)
-        pick = int(shown[int(np.argmax(scores[shown]))])
-        source, highlight, marked = self._sentence(ix, cand, pick)
-        row = int(cand.rows[i])
-        spans = ix.passages.sentences(row)
-        start, end = spans[first][0], spans[last - 1][1]
-        found = self._present(ix, cand.sentence_rows[shown], weights)
+    def _features(self, terms: QueryTerms, cand: Candidates, looked: np.ndarray, owner: np.ndarray, n: int,
+                  marked: np.ndarray, gap: np.ndarray, ix: Index, weights: QueryWeights) -> tuple[np.ndarray, np.ndarray]:
+        """Abstention features of `n` (at least one) pieces of evidence, hits or statements, and
+        which known question terms each holds: candidate sentence `looked[i]` belongs to piece
+        `owner[i]` (ascending), and piece p marks candidate sentence `marked[p]`."""
+        found = present_by_owner(ix.sentence_terms, ix.sentence_term_offsets, cand.sentence_rows[looked], owner, n,
+                                 weights.known)
+        starts = np.searchsorted(owner, np.arange(n))
+        # the question's negation is a feature only when the marked sentence does not echo it
+        negated = [terms.negated and is_negated(self._sentence(ix, cand, int(j))[2]) for j in marked]
         features = hit_features(
-            sentence=cand.sentence_cosine[shown].max(),
-            passage=cand.dense[i],
+            sentence=np.maximum.reduceat(cand.sentence_cosine[looked], starts),
+            passage=cand.dense[cand.sentence_owner[marked]],
             question_negated=terms.negated,
-            sentence_negated=is_negated(marked),
+            sentence_negated=np.array(negated, dtype=bool),
             missing=rarest_missing(terms, found, self._idf, self._unseen_idf),
             unseen_share=terms.unseen / max(len(terms.ids), 1),
-            score_gap=gap[i],
-            coverage=cand.sentence_coverage[pick],
+            score_gap=gap,
+            coverage=cand.sentence_coverage[marked],
             missing_name=name_missing(terms, found),
         )
-        return Hit(
-            rank=rank,
-            score=float(fused[i]),
-            source=source,
-            title=self.index.title(source),
-            start=start,
-            end=end,
-            text=ix.texts[source][start:end],
-            highlight=highlight,
-            passage_id=int(ix.ids[row]),
-            support=float(self.abstention.support(features)[0]),
-            features=tuple(float(v) for v in features[0]),
-        )
+        return features, found
+
+    def _hits(self, ix: Index, chosen: Sequence[tuple[int, int, int]], cand: Candidates, fused: np.ndarray,
+              gap: np.ndarray, scores: np.ndarray, terms: QueryTerms, weights: QueryWeights) -> tuple[tuple[Hit, ...], np.ndarray]:
+        """The hits of the chosen (row, first, last) sentence ranges, with their support judged
+        together, and which known question terms any of them shows."""
+        if not chosen:
+            return (), np.zeros(len(weights.known), dtype=bool)
+        at = np.searchsorted(cand.rows, [row for row, _, _ in chosen]).astype(np.int64)  # candidate of each hit
+        shown = [np.arange(cand.sentence_first[i] + first, cand.sentence_first[i] + last)
+                 for i, (_, first, last) in zip(at.tolist(), chosen)]
+        looked = np.concatenate(shown)
+        owner = np.repeat(np.arange(len(shown)), [len(x) for x in shown])
+        marked = np.array([int(x[int(np.argmax(scores[x]))]) for x in shown], dtype=np.int64)
+        features, found = self._features(terms, cand, looked, owner, len(shown), marked, gap[at], ix, weights)
+        support = self.abstention.support(features)
+        hits = []
+        for rank, ((row, first, last), i, pick) in enumerate(zip(chosen, at.tolist(), marked.tolist()), start=1):
+            source, highlight, _ = self._sentence(ix, cand, pick)
+            spans = ix.passages.sentences(row)
+            start, end = spans[first][0], spans[last - 1][1]
+            hits.append(Hit(
+                rank=rank, score=float(fused[i]), source=source, title=self.index.title(source), start=start, end=end,
+                text=ix.texts[source][start:end], highlight=highlight, passage_id=int(ix.ids[row]),
+                support=float(support[rank - 1]), features=tuple(float(v) for v in features[rank - 1]),
+            ))
+        return tuple(hits), found.any(axis=0)
 
     def _by_source(self, ix: Index, question: str, cand: Candidates, scores: np.ndarray, terms: QueryTerms,
                    weights: QueryWeights, threshold: float) -> tuple[tuple[Statement, ...], bool]:
         """Each source's statement: its best sentence (picked as a passage's marked sentence is),
         supported as if marked in the top hit of a search limited to that source; grouped,
         with the figures the question asks for."""
+        read_figures = asked_reader(question)
         figures_of: dict[int, tuple[Figure, ...]] = {}
 
         def figures(j: int) -> tuple[Figure, ...]:
+            if read_figures is None:
+                return ()
             if j not in figures_of:
                 _, span, text = self._sentence(ix, cand, j)
-                figures_of[j] = shifted(asked_figures(text, question), span[0])
+                figures_of[j] = shifted(read_figures(text), span[0])
             return figures_of[j]
 
-        table = ix.passages
-        sources = [table.sources[i] for i in np.asarray(table.source_index)[cand.rows[cand.sentence_owner]].tolist()]
-        ranked = ranked_by_source(sources, scores)
-        looked = [j for order in ranked.values() for j in order]  # each source's few best sentences
-        if not looked:
+        source_ids = np.asarray(ix.passages.source_index)[cand.rows[cand.sentence_owner]]
+        ranked = ranked_by_source(source_ids, scores)
+        looked = np.array([j for order in ranked.values() for j in order], dtype=np.int64)  # each source's few best
+        if not len(looked):
             return (), False
-        found = present_by_owner(ix.sentence_terms, ix.sentence_term_offsets, cand.sentence_rows[looked],
-                                 np.arange(len(looked)), len(looked), weights.known)
-        owners = cand.sentence_owner[looked]
-        features = hit_features(
-            sentence=cand.sentence_cosine[looked],
-            passage=cand.dense[owners],
-            question_negated=terms.negated,
-            sentence_negated=np.array([terms.negated and is_negated(self._sentence(ix, cand, j)[2]) for j in looked]),
-            missing=rarest_missing(terms, found, self._idf, self._unseen_idf),
-            unseen_share=terms.unseen / max(len(terms.ids), 1),
-            score_gap=np.zeros(len(looked)),
-            coverage=cand.sentence_coverage[looked],
-            missing_name=name_missing(terms, found),
-        )
-        support = dict(zip(looked, self.abstention.support(features)))
+        features, _ = self._features(terms, cand, looked, np.arange(len(looked)), len(looked), looked,
+                                     np.zeros(len(looked)), ix, weights)
+        support = dict(zip(looked.tolist(), self.abstention.support(features).tolist()))
         floor = max(threshold, SUPPORT_FLOOR)
-        shown = (lambda j: bool(figures(j)) and support[j] >= floor) if asked_kind(question) else None
+        shown = (lambda j: bool(figures(j)) and support[j] >= floor) if read_figures is not None else None
         picks = [statement_of(order, scores, shown) for order in ranked.values()]
         chosen = with_evidence(picks, support, cand.sentence_cosine, threshold)
         if not chosen:
@@ -227,10 +220,11 @@ class Searcher:
         term_sets = [frozenset(flat[offsets[r] : offsets[r + 1]].tolist()) - self._function_terms for r in cand.sentence_rows[chosen]]
         found_figures = [figures(j) for j in chosen]
         groups = group(term_sets, found_figures)
+        names = [ix.passages.sources[int(source_ids[j])] for j in chosen]
         statements = []
         for n, j in enumerate(chosen):
             source, span, text = self._sentence(ix, cand, j)
-            others = tuple(sources[m] for g, m in zip(groups, chosen) if g == groups[n] and m != j)
+            others = tuple(names[m] for m in range(len(chosen)) if groups[m] == groups[n] and m != n)
             statements.append(Statement(source, self.index.title(source), span[0], span[1], text, span,
                                         float(support[j]), found_figures[n], groups[n], others))
         return tuple(statements), differ([list(f) for f in found_figures])

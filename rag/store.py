@@ -154,6 +154,15 @@ class DenseIndex:
             self._faiss = faiss.read_index(str(self.path))
         return self._faiss
 
+    def share_cores(self) -> None:
+        """Search one question's inverted lists on every core (FAISS parallelizes over
+        questions by default, which leaves a single question on one core)."""
+        if not self.exact:
+            import faiss
+
+            faiss.omp_set_num_threads(os.cpu_count() or 1)
+            self.faiss().parallel_mode = 1
+
     def search(self, query: np.ndarray, k: int) -> np.ndarray:
         """Ids of the `k` nearest passages to one unit query vector, best first."""
         if self.exact:

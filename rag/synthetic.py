@@ -160,11 +160,17 @@ def _draw(model: VectorModel, n: int, articles: int, rng: np.random.Generator, c
     return out, article[owner]
 
 
-def sentences_around(model: VectorModel, passages: np.ndarray, counts: Sequence[int], rng: np.random.Generator) -> np.ndarray:
-    """Sentence vectors: `counts[i]` unit rows around passage i, spread as real sentences are."""
+def sentences_around(model: VectorModel, passages: np.ndarray, counts: Sequence[int], rng: np.random.Generator,
+                     block: int = 100_000) -> np.ndarray:
+    """Sentence vectors: `counts[i]` unit rows around passage i, spread as real sentences are
+    (float32, drawn a block at a time: three million rows in float64 would need tens of GB)."""
     owner = np.repeat(np.arange(len(passages)), np.asarray(counts, dtype=np.int64))
-    rows = passages[owner].astype(np.float32) + rng.normal(0, model.sentence_sd, (len(owner), passages.shape[1])).astype(np.float32)
-    return rows / np.linalg.norm(rows, axis=1, keepdims=True)
+    out = np.empty((len(owner), passages.shape[1]), np.float32)
+    for lo in range(0, len(owner), block):
+        rows = passages[owner[lo : lo + block]].astype(np.float32)
+        rows += np.float32(model.sentence_sd) * rng.standard_normal(rows.shape, dtype=np.float32)
+        out[lo : lo + block] = rows / np.linalg.norm(rows, axis=1, keepdims=True)
+    return out
 
 
 def neighbour_cosines(vectors: np.ndarray, k: int = 10, probes: int = 2000, seed: int = 0,

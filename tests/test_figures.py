@@ -3,9 +3,14 @@ times and dates, and whether two statements' figures can both be right."""
 
 from __future__ import annotations
 
-import pytest
+import re
 
-from rag.figures import agree, asked_figures, asked_kind, counts, differ, times, words_value
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from rag import figures
+from rag.figures import agree, asked_figures, asked_kind, count_matches, counts, differ, times, words_value
 
 
 def values(text: str) -> list[tuple[str, float | None, float | None]]:
@@ -86,3 +91,31 @@ def test_agreement():
     assert agree(toll, []) and not differ([toll, rng, over, []]) and differ([toll, rng, zero])
     assert differ([times("at around 05:00"), times("around 4am")])
     assert not differ([times("at around 05:00"), times("early morning")])
+
+
+# Words and marks that make and break figures: numbers in digits and words, qualifiers, months,
+# parts of the day, "no casualties", punctuation that the patterns look behind and ahead at.
+_PIECES = st.sampled_from([
+    "7", "77", "1,200", "3.5", "2024", "05:00", "4am", "10 p.m.", "seventy", "seventy-seven", "one", "a", "an", "few",
+    "dozen", "dozens", "several", "hundred", "thousand", "more than", "over", "about", "at least", "up to", "in",
+    "September", "Tuesday", "dawn", "early morning", "afternoon", "no casualties", "Nobody was killed", "None were hurt",
+    "people", "killed", "Sept", "km", "percent", "%", "-", "–", ".", ",", ":", "(", "'", "x", "_", "Seventy", "ONE",
+])
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(st.tuples(_PIECES, st.sampled_from([" ", "", "-", ", ", "\n"])), max_size=14))
+def test_figures_are_read_as_the_patterns_read_them_everywhere(pieces):
+    """The shortcuts (count pattern tried only where a count can begin, whole-text checks before
+    the time and date patterns) find exactly what the patterns find on their own."""
+    text = "".join(word + gap for word, gap in pieces)
+    assert [m.span() for m in count_matches(text)] == [m.span() for m in figures._COUNT.finditer(text)]
+    folded = text.casefold()
+    if "no" not in folded:
+        assert not figures._NONE.search(text)
+    if not re.search(r"\d", text):
+        assert not figures._TIME.search(text)
+    if not any(w in folded for w in figures._PART_WORDS):
+        assert not figures._PART.search(text)
+    if not any(w in folded for w in figures._DATE_WORDS):
+        assert not figures._DATE.search(text)

@@ -10,7 +10,7 @@ from hypothesis import strategies as st
 from rag.evidence import best_per_candidate, missing_words, rarest_missing, select_spans, sentence_scores
 from rag.fusion import FusionConfig, Signals, convex, fuse, ranks, rrf
 from rag.query import QueryTerms
-from rag.retrieval import top_rows
+from rag.retrieval import top_of_postings, top_rows
 
 
 def signals(dense, sentence, lexical, coverage) -> Signals:
@@ -43,6 +43,19 @@ def test_top_rows_matches_full_sort(scores, n):
     expected = np.lexsort((np.arange(len(scores)), -scores))[:n]
     assert top_rows(scores, n).tolist() == expected.tolist()
     assert sorted(ranks(scores).tolist()) == list(range(1, len(scores) + 1))
+
+
+@given(st.integers(1, 300), st.lists(st.lists(st.tuples(st.integers(0, 299), st.sampled_from([0.5, 1.0, 1.5, 2.25])),
+                                              max_size=120), max_size=5), st.integers(1, 40))
+@example(50, [[(3, 1.0), (7, 1.0)], [(7, 0.5), (9, 1.5)]], 5)  # fewer rows hold a term than asked: the rest fill up
+def test_top_of_postings_is_the_full_sort(passages, terms, n):
+    """BM25's best rows found among the postings equal a sort of every passage, ties and
+    passages without a question word included."""
+    postings = [{row % passages: w for row, w in term} for term in terms]  # a row once per term
+    rows = np.array([r for term in postings for r in term], dtype=np.int64)
+    weights = np.array([w for term in postings for w in term.values()])
+    scores = np.bincount(rows, weights=weights, minlength=passages).astype(np.float64)
+    assert top_of_postings(scores, rows, len(postings), n).tolist() == top_rows(scores, n).tolist()
 
 
 @pytest.mark.parametrize("kwargs,name", [({"mode": "x"}, "mode"), ({"fusion": "x"}, "fusion"), ({"alpha": 2}, "alpha"),

@@ -57,6 +57,28 @@ def test_statement_prefers_a_figure_nearly_as_good():
     assert statement_of(ranked["a"], ranking, lambda i: i == 2) == 0  # too far below the best
 
 
+def _ranked_by_loop(sources: list[str], ranking: np.ndarray, depth: int, limit: int) -> dict[str, list[int]]:
+    """The rule written as a plain loop over sentences, best first."""
+    ranked: dict[str, list[int]] = {}
+    for i in sorted(range(len(ranking)), key=lambda i: (-ranking[i], i)):
+        if sources[i] not in ranked and len(ranked) >= limit:
+            continue
+        order = ranked.setdefault(sources[i], [])
+        if len(order) < depth:
+            order.append(i)
+    return ranked
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(st.tuples(st.sampled_from("abcdefghijkl"), st.sampled_from([0.1, 0.2, 0.5, 0.9])), max_size=60),
+       st.integers(1, 6), st.integers(1, 12))
+def test_ranked_by_source_is_the_plain_rule(rows, depth, limit):
+    sources, ranking = [s for s, _ in rows], np.array([r for _, r in rows])
+    got = ranked_by_source(sources, ranking, depth, limit)
+    assert got == _ranked_by_loop(sources, ranking, depth, limit)
+    assert list(got) == list(_ranked_by_loop(sources, ranking, depth, limit))  # sources in the order of their best
+
+
 def test_evidence_rule():
     support = {0: 0.9, 1: 0.5, 2: SUPPORT_FLOOR - 0.01, 3: 0.6}
     cosine = np.array([0.8, 0.7, 0.8, 0.5])

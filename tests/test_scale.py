@@ -124,3 +124,29 @@ def test_bench_cli_json(tmp_path: Path):
     assert stores["folder"]["passages"] == stores["milvus-lite"]["passages"] == seeds["passages"]
     assert stores["milvus-lite"]["ask_p50_ms"] > 0 and stores["milvus_over_folder"]["build_s"] > 0
     assert set(report["scale"][0]) >= {"n", "index", "recall@10", "answer_ms", "searcher_rss_mb", "rss_per_million_mb"}
+
+
+def test_large_corpus_is_real_sentences_in_new_paragraphs(tmp_path: Path):
+    """`rag bench --large`: files of real sentences, paragraphs as long as the real ones, none alike."""
+    from rag.bench import large_folder
+
+    squad = tmp_path / "squad"
+    squad.mkdir()
+    real = [" ".join(f"Sentence {p}.{s} about topic {p} is here." for s in range(2 + p % 4)) for p in range(30)]
+    (squad / "corpus.jsonl").write_text("".join(json.dumps({"_id": str(i), "title": "t", "text": t}) + "\n" for i, t in enumerate(real)))
+    files = large_folder(squad, tmp_path / "out", passages=400, per_file=2.5)
+    texts = [p.read_text("utf-8") for p in sorted((tmp_path / "out").iterdir())]
+    assert files == len(texts) == 160
+    bodies = [t.split("\n\n", 1)[1].strip() for t in texts]
+    assert len(set(bodies)) == len(bodies)
+    pool = {s for t in real for s in t.replace(". ", ".\n").split("\n")}
+    for body in bodies:
+        sentences = body.replace(". ", ".\n").split("\n")
+        assert set(sentences) <= pool and 2 <= len(sentences) <= 5
+
+
+def test_bench_large_needs_squad(tmp_path: Path):
+    result = subprocess.run([sys.executable, "-m", "rag", "bench", "--squad", str(tmp_path / "none"), "--large", "1000"],
+                            capture_output=True, text=True, timeout=60, env={"PYTHONPATH": str(ROOT), "PATH": "/usr/bin:/bin"})
+    assert result.returncode != 0 and "--squad" in result.stderr and "Traceback" not in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1
