@@ -57,7 +57,9 @@ class AbstentionModel:
     def support(self, features: np.ndarray) -> np.ndarray:
         """Support of each row of `features` (columns in FEATURES order)."""
         columns = [FEATURES.index(f) for f in self.features]
-        z = self.bias + np.asarray(features, dtype=np.float64)[:, columns] @ np.asarray(self.weights)
+        # a row-wise sum, not a matrix product: a row's support must not depend on how many
+        # rows are scored with it (BLAS may sum a batch in another order)
+        z = self.bias + (np.asarray(features, dtype=np.float64)[:, columns] * np.asarray(self.weights)).sum(axis=1)
         return 1.0 / (1.0 + np.exp(-np.clip(z, -50, 50)))
 
     def to_json(self) -> dict[str, Any]:

@@ -470,8 +470,9 @@ def squad_folder(squad: Path, into: Path) -> list[str]:
 def large_folder(squad: Path, into: Path, passages: int, per_file: float, seed: int = 0) -> int:
     """A folder of real text about `passages` passages long: the sentences of SQuAD's
     paragraphs drawn at random into paragraphs as long as the real ones, one titled file per
-    paragraph (`per_file`: passages a real paragraph gives). No two paragraphs are alike, so
-    no passage reuses another's vector. Returns the number of files."""
+    paragraph (`per_file`: passages a real paragraph gives). Paragraphs drawn alike (possible
+    for short ones) are redrawn, so that no passage reuses another's vector. Returns the
+    number of files."""
     import blingfire
 
     paragraphs = [blingfire.text_to_sentences(json.loads(line)["text"]).split("\n")
@@ -481,9 +482,14 @@ def large_folder(squad: Path, into: Path, passages: int, per_file: float, seed: 
     rng = np.random.default_rng(seed)
     files = int(np.ceil(passages / per_file))
     into.mkdir(parents=True, exist_ok=True)
+    seen: set[str] = set()
     for i in range(files):
-        picks = rng.integers(0, len(pool), lengths[int(rng.integers(0, len(lengths)))])
-        (into / f"p{i:06d}.txt").write_text(f"= Paragraph {i} =\n\n{' '.join(pool[j] for j in picks)}\n", "utf-8")
+        text = ""
+        while not text or text in seen:
+            picks = rng.integers(0, len(pool), lengths[int(rng.integers(0, len(lengths)))])
+            text = " ".join(pool[j] for j in picks)
+        seen.add(text)
+        (into / f"p{i:06d}.txt").write_text(f"= Paragraph {i} =\n\n{text}\n", "utf-8")
     return files
 
 
@@ -548,7 +554,10 @@ def run_bench(squad: Path | None, squad2: Path | None, sizes: Sequence[int], rou
             from .onnx_encoder import ONNX_DIR
 
             fit_on = built.get("squad-v1.1-dev", built["seeds"])
-            questions = squad_questions[SCALE_QUESTIONS] or seed_questions
+            questions = squad_questions[SCALE_QUESTIONS]
+            report["scale_questions"] = f"squad-v1.1-dev questions {SCALE_QUESTIONS.start}-{SCALE_QUESTIONS.start + len(questions) - 1}"
+            if not questions:
+                questions, report["scale_questions"] = seed_questions, "seeds dev questions"
             gen = current_generation(fit_on)
             onnx = gen / ONNX_DIR if gen is not None and (gen / ONNX_DIR).is_dir() else None
             report["scale_fitted_on"] = "squad-v1.1-dev" if "squad-v1.1-dev" in built else "seeds"
@@ -594,7 +603,8 @@ def format_report(report: dict[str, Any]) -> str:
         lines.append(f"  milvus-lite {m['build_s']:.1f} s, {m['ask_p50_ms']:.1f}/{m['ask_p99_ms']:.1f} ms, {m['rss_mb']:.0f} MB "
                      f"({r['build_s']:.2f}x / {r['ask_p50_ms']:.2f}x / {r['rss_mb']:.2f}x the folder's)")
     if report.get("scale"):
-        lines.append(f"scale: whole synthetic indexes (vectors fitted on {report['scale_fitted_on']}), real questions, one at a time:")
+        lines.append(f"scale: whole synthetic indexes (vectors fitted on {report['scale_fitted_on']}), "
+                     f"{report.get('scale_questions', 'real questions')}, one at a time:")
         lines.append(f"  {'n':>9}  {'dense index':<24} {'recall@10':>9} {'answer p50/p99 ms':>18} {'searcher MB':>11} "
                      f"{'(heap/mapped)':>13} {'MB per 1M':>9} {'disk MB':>8}")
         for s in report["scale"]:

@@ -8,8 +8,8 @@ can be compared ("no casualties" is a count of zero). Nothing here writes text.
 from __future__ import annotations
 
 import re
-from dataclasses import replace
 from collections.abc import Callable
+from dataclasses import replace
 from typing import Literal
 
 from .types import Figure
@@ -130,7 +130,10 @@ _DATE_WORDS = (*_MONTHS.split("|"), "monday", "tuesday", "wednesday", "thursday"
 
 def count_matches(text: str) -> list[re.Match[str]]:
     """The matches of the count pattern in `text`, exactly as its `finditer` gives them, the
-    pattern tried only where a count can begin."""
+    pattern tried only where a count can begin (in ASCII text: the pattern's case-blind
+    matching knows letters, such as the dotless i, that `casefold` does not)."""
+    if not text.isascii():
+        return list(_COUNT.finditer(text))
     found: list[re.Match[str]] = []
     end = 0
     for word in _WORD_START.finditer(text):
@@ -145,7 +148,8 @@ def count_matches(text: str) -> list[re.Match[str]]:
 
 
 def _holds(folded: str, words: tuple[str, ...]) -> bool:
-    return any(w in folded for w in words)
+    """Whether case-folded text may hold one of `words` (any text that is not ASCII may)."""
+    return not folded.isascii() or any(w in folded for w in words)
 
 
 def counts(text: str) -> list[Figure]:
@@ -236,12 +240,6 @@ def asked_reader(question: str) -> Callable[[str], list[Figure]] | None:
     read = counts if kind == "count" else times
     stated = {f.low for f in read(question) if f.low is not None}
     return lambda statement: [f for f in read(statement) if f.low is None or f.low not in stated or f.high != f.low]
-
-
-def asked_figures(statement: str, question: str) -> list[Figure]:
-    """The figures of `statement` of the kind `question` asks for (see `asked_reader`)."""
-    reader = asked_reader(question)
-    return reader(statement) if reader is not None else []
 
 
 def _overlap(a: Figure, b: Figure) -> bool:

@@ -182,19 +182,16 @@ class LexicalIndex:
         return cls(scores[order].astype(np.float32), rows[order].astype(np.int64), indptr, lexicon.vocab,  # type: ignore[arg-type]
                    lexicon.term_max, n)
 
-    def postings(self, terms: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """(passage row, BM25 contribution) of every posting of the distinct term ids `terms`."""
+    def scores(self, terms: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """BM25 of every passage for the distinct term ids `terms` (float64), and the row of
+        each of their postings (a passage holding several of the terms appears once per term)."""
         starts, ends = self.indptr[terms], self.indptr[terms + 1]
         counts = ends - starts
         firsts = np.zeros(len(terms), dtype=np.int64)
         np.cumsum(counts[:-1], out=firsts[1:])
         pos = np.repeat(starts - firsts, counts) + np.arange(int(counts.sum()))
-        return self.indices[pos], self.data[pos]
-
-    def scores(self, terms: np.ndarray) -> np.ndarray:
-        """BM25 of every passage for the distinct term ids `terms` (float64)."""
-        rows, contributions = self.postings(terms)
-        return np.bincount(rows, weights=contributions, minlength=self.n_docs)
+        rows = self.indices[pos]
+        return np.bincount(rows, weights=self.data[pos], minlength=self.n_docs), rows
 
 
 def term_ids(text: str, stem: Callable[[str], str], vocab: Mapping[str, int]) -> list[int]:
@@ -258,11 +255,3 @@ def present_by_owner(flat: np.ndarray, offsets: np.ndarray, rows: np.ndarray, ow
     hit = known[at] == terms
     out[np.repeat(owner, counts)[hit], at[hit]] = True
     return out
-
-
-def present(flat: np.ndarray, offsets: np.ndarray, rows: np.ndarray, known: np.ndarray) -> np.ndarray:
-    """Which of the sorted term ids `known` occur in any of the sentence rows."""
-    if not len(rows) or not len(known):
-        return np.zeros(len(known), dtype=bool)
-    pos, _ = positions(offsets, rows)
-    return (flat[pos][:, None] == known[None, :]).any(axis=0)  # a handful of ids: no sort needed

@@ -193,6 +193,7 @@ class OnnxEncoder:
         self._tokenizer.enable_truncation(max_length=self.max_seq_length)
         self._tokenizer.enable_padding(pad_id=int(config["pad_id"]), pad_token=str(config["pad_token"]))
         self._session = self._new_session(min(os.cpu_count() or 1, 4))  # questions: one text, every core
+        self._spinning = True
 
     def _new_session(self, threads: int, spinning: bool = True) -> Any:
         import onnxruntime
@@ -208,8 +209,11 @@ class OnnxEncoder:
     def share_cores(self) -> None:
         """Let the question's threads sleep between runs instead of spinning, for a searcher
         whose own search then runs on every core (FAISS on an approximate index): spinning
-        threads would take those cores from it (docs/speed.md, "Scale")."""
-        self._session = self._new_session(min(os.cpu_count() or 1, 4), spinning=False)
+        threads would take those cores from it (docs/speed.md, "Scale"). The session is made
+        anew (once): the setting is fixed when a session is created, and the first one is
+        made when the encoder opens so that a damaged copy is reported there."""
+        if self._spinning:
+            self._session, self._spinning = self._new_session(min(os.cpu_count() or 1, 4), spinning=False), False
 
     @cached_property
     def _workers(self) -> list[Any]:

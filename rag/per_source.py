@@ -12,7 +12,7 @@ republished) are one group, unless their figures disagree.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Hashable, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 
 import numpy as np
 
@@ -30,11 +30,11 @@ FIGURE_MARGIN = 0.25  # a sentence with the figure asked for wins if it scores w
 FIGURE_LOOKAHEAD = 5  # how many of a source's best sentences are read for such a figure
 
 
-def ranked_by_source(sources: Sequence[Hashable] | np.ndarray, ranking: np.ndarray, depth: int = FIGURE_LOOKAHEAD,
-                     limit: int = MAX_SOURCES) -> dict[Hashable, list[int]]:
+def ranked_by_source(sources: Sequence[str] | np.ndarray, ranking: np.ndarray, depth: int = FIGURE_LOOKAHEAD,
+                     limit: int = MAX_SOURCES) -> dict[str | int, list[int]]:
     """The `limit` sources whose best candidate sentence ranks highest by `ranking` (the score
     that marks a passage's supporting sentence), each with its `depth` best, best first;
-    `sources` labels each sentence with its source (names or ids)."""
+    `sources` labels each sentence with its source (names, or a 1-D array of ids)."""
     ranking = np.asarray(ranking, dtype=np.float64)
     if not len(ranking):
         return {}

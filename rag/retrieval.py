@@ -63,11 +63,12 @@ def top_rows(scores: np.ndarray, n: int) -> np.ndarray:
 
 
 def top_of_postings(scores: np.ndarray, rows: np.ndarray, terms: int, n: int) -> np.ndarray:
-    """`top_rows(scores, n)` when `scores` (all >= 0) are positive only at `rows`, the rows of
-    the postings of `terms` distinct terms, without sorting every passage: no row appears more
-    than once per term, so the (n * terms)-th largest posting score is a floor that the n-th
-    best row reaches, and only rows at or above it are ranked. Rows holding no term fill up
-    after them, lowest first, as a full sort gives them."""
+    """`top_rows(scores, n)` without sorting every passage, when `scores` is 0 except at `rows`
+    (the rows of the postings of `terms` distinct terms), where it is > 0 (BM25: idf and term
+    frequency are positive). No row appears more than once per term, so the (n * terms)-th
+    largest posting score is a floor that the n-th best row reaches, and only rows at or above
+    it are ranked. Rows holding no term fill up after them, lowest first, as a full sort
+    gives them."""
     if len(rows) > n * terms:
         values = scores[rows]
         floor = np.partition(values, len(values) - n * terms)[len(values) - n * terms]
@@ -85,8 +86,7 @@ def bm25_scores(index: Index, terms: QueryTerms, rarest: float) -> tuple[np.ndar
     term's best score plus, for each word never seen, the rarest term's best), and the row of
     each posting of the question's words."""
     known = terms.known
-    rows, contributions = index.lexical.postings(known)
-    scores = np.bincount(rows, weights=contributions, minlength=len(index.passages))
+    scores, rows = index.lexical.scores(known)
     return scores, float(index.term_max[known].sum()) + terms.unseen * rarest, rows
 
 

@@ -13,7 +13,7 @@ import numpy as np
 
 from .abstention import AbstentionModel, hit_features, model_for
 from .checks import check_k, check_question
-from .embedding import Encoder
+from .embedding import Encoder, SharesCores
 from .errors import RagError
 from .evidence import Span, best_per_candidate, missing_words, name_missing, rarest_missing, select_spans, sentence_scores
 from .figures import asked_reader, differ, shifted
@@ -51,11 +51,10 @@ class Searcher:
                 f"rag index --full --precision {encoder.precision}"
             )
         dense = getattr(index, "dense", None)
-        if dense is not None and not dense.exact:
+        if dense is not None and not dense.exact:  # one question's search runs on every core
             dense.share_cores()
-            share = getattr(encoder, "share_cores", None)
-            if share is not None:
-                share()
+            if isinstance(encoder, SharesCores):
+                encoder.share_cores()
         self.index = index
         self.encoder = encoder
         self.config = config or FusionConfig()
@@ -139,9 +138,10 @@ class Searcher:
 
     def _features(self, terms: QueryTerms, cand: Candidates, looked: np.ndarray, owner: np.ndarray, n: int,
                   marked: np.ndarray, gap: np.ndarray, ix: Index, weights: QueryWeights) -> tuple[np.ndarray, np.ndarray]:
-        """Abstention features of `n` (at least one) pieces of evidence, hits or statements, and
-        which known question terms each holds: candidate sentence `looked[i]` belongs to piece
-        `owner[i]` (ascending), and piece p marks candidate sentence `marked[p]`."""
+        """Abstention features of `n` pieces of evidence, hits or statements, and which known
+        question terms each holds: candidate sentence `looked[i]` belongs to piece `owner[i]`
+        (ascending; every piece has at least one sentence), and piece p marks candidate
+        sentence `marked[p]`."""
         found = present_by_owner(ix.sentence_terms, ix.sentence_term_offsets, cand.sentence_rows[looked], owner, n,
                                  weights.known)
         starts = np.searchsorted(owner, np.arange(n))

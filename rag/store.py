@@ -155,12 +155,10 @@ class DenseIndex:
         return self._faiss
 
     def share_cores(self) -> None:
-        """Search one question's inverted lists on every core (FAISS parallelizes over
-        questions by default, which leaves a single question on one core)."""
+        """Search one question's inverted lists on all of OpenMP's threads (FAISS parallelizes
+        over questions by default, which leaves a single question on one core). Reads the
+        FAISS index now rather than at the first question."""
         if not self.exact:
-            import faiss
-
-            faiss.omp_set_num_threads(os.cpu_count() or 1)
             self.faiss().parallel_mode = 1
 
     def search(self, query: np.ndarray, k: int) -> np.ndarray:

@@ -10,7 +10,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from rag import figures
-from rag.figures import agree, asked_figures, asked_kind, count_matches, counts, differ, times, words_value
+from rag.figures import agree, asked_kind, asked_reader, count_matches, counts, differ, times, words_value
 
 
 def values(text: str) -> list[tuple[str, float | None, float | None]]:
@@ -76,9 +76,14 @@ def test_asked_kind():
 
 def test_asked_figures_leave_out_what_the_question_states():
     statement = "In 2015, 20 people were killed at the hotel and 5 at the club."
-    assert [f.text for f in asked_figures(statement, "How many were killed in the 2015 attacks?")] == ["20", "5"]
-    assert [f.text for f in asked_figures(statement, "How many of the 20 victims died at the hotel?")] == ["5"]
-    assert asked_figures(statement, "Who attacked the hotel?") == []
+    def asked(question: str) -> list[str]:
+        reader = asked_reader(question)
+        assert reader is not None
+        return [f.text for f in reader(statement)]
+
+    assert asked("How many were killed in the 2015 attacks?") == ["20", "5"]
+    assert asked("How many of the 20 victims died at the hotel?") == ["5"]
+    assert asked_reader("Who attacked the hotel?") is None
 
 
 def test_agreement():
@@ -100,6 +105,7 @@ _PIECES = st.sampled_from([
     "dozen", "dozens", "several", "hundred", "thousand", "more than", "over", "about", "at least", "up to", "in",
     "September", "Tuesday", "dawn", "early morning", "afternoon", "no casualties", "Nobody was killed", "None were hurt",
     "people", "killed", "Sept", "km", "percent", "%", "-", "–", ".", ",", ":", "(", "'", "x", "_", "Seventy", "ONE",
+    "fıve", "FİVE", "ſeven", "approxımately", "nıght", "Frıday", "٣",  # letters and digits the patterns match case-blind
 ])
 
 
@@ -115,7 +121,7 @@ def test_figures_are_read_as_the_patterns_read_them_everywhere(pieces):
         assert not figures._NONE.search(text)
     if not re.search(r"\d", text):
         assert not figures._TIME.search(text)
-    if not any(w in folded for w in figures._PART_WORDS):
+    if not figures._holds(folded, figures._PART_WORDS):
         assert not figures._PART.search(text)
-    if not any(w in folded for w in figures._DATE_WORDS):
+    if not figures._holds(folded, figures._DATE_WORDS):
         assert not figures._DATE.search(text)

@@ -7,7 +7,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from rag.lexical import build_bm25, coverage, present, sentence_terms, term_ids, term_maxima
+from rag.lexical import build_bm25, coverage, present_by_owner, sentence_terms, term_ids, term_maxima
 from rag.query import analyze
 from rag.terms import DOCUMENT_STOPWORDS, QUESTION_STOPWORDS, is_negated, stemmer
 
@@ -67,7 +67,8 @@ def test_coverage_and_present_match_brute_force(sentences, question, data):
         ids = set(term_ids(sentences[r], stem, vocab))
         assert value == pytest.approx(sum(w for t, w in zip(known, weights) if t in ids) / total)
     union = set().union(*(term_ids(sentences[r], stem, vocab) for r in rows)) if len(rows) else set()
-    assert present(flat, offsets, rows, known).tolist() == [int(t) in union for t in known]
+    held = present_by_owner(flat, offsets, rows, np.zeros(len(rows), dtype=np.int64), 1, known)[0]
+    assert held.tolist() == [int(t) in union for t in known]
 
 
 @given(st.lists(st.lists(st.floats(0.125, 10, width=32), max_size=5), min_size=1, max_size=12))

@@ -260,3 +260,17 @@ def test_int8_vectors_do_not_depend_on_what_is_encoded_beside_them(int8_encoder)
     assert np.array_equal(alone[0][0], beside[0][1]) and np.array_equal(alone[1][0], beside[1][1])
     assert np.array_equal(int8_encoder.encode_queries([short])[0], int8_encoder.encode_queries([long, short])[1])
     assert np.abs(int8_encoder.encode_queries([short])[0] - alone[0][0]).max() < 1e-5  # questions and passages alike
+
+
+@pytest.mark.model
+def test_sharing_the_cores_keeps_the_vectors(seed_index: Path):
+    """An encoder beside an approximate index stops spinning its threads: same vectors, one
+    new session however often it is asked."""
+    encoder = _copy(seed_index)
+    questions = ["Who claimed the attack?", "How many people were killed?"]
+    before = encoder.encode_queries(questions)
+    encoder.share_cores()
+    session = encoder._session
+    encoder.share_cores()
+    assert encoder._session is session and not encoder._spinning
+    assert np.array_equal(encoder.encode_queries(questions), before)

@@ -60,6 +60,26 @@ def test_build_records_the_index_kind_and_switches_kind(monkeypatch, tmp_path: P
     assert index.dense.faiss().ntotal == len(index.passages)
 
 
+def test_a_searcher_on_an_approximate_index_searches_one_question_on_every_core(monkeypatch, tmp_path: Path, fake_encoder):
+    """The Searcher switches FAISS to parallel lists for one question; the ids found are the
+    same as FAISS's default gives, in the same order."""
+    from rag.search import Searcher
+
+    monkeypatch.setattr(store, "FLAT_MAX", 20)
+    sources = tmp_path / "s"
+    sources.mkdir()
+    for i in range(12):
+        (sources / f"d{i}.txt").write_text(" ".join(f"Sentence {j} about topic {i} and item {j * i}." for j in range(40)))
+    build_index(sources, tmp_path / "index", fake_encoder)
+    index = open_index(tmp_path / "index")
+    faiss_index = index.dense.faiss()
+    queries = fake_encoder.encode_queries([f"item {i} of topic {i % 7}" for i in range(20)])
+    default = [index.dense.search(q, 30).tolist() for q in queries]
+    Searcher(index, fake_encoder)
+    assert faiss_index.parallel_mode == 1
+    assert [index.dense.search(q, 30).tolist() for q in queries] == default
+
+
 def test_percentile():
     assert pct([1, 2, 3, 4], 50) == 2 and pct([5], 99) == 5
 
@@ -119,7 +139,7 @@ def test_bench_cli_json(tmp_path: Path):
     assert seeds["query_encoder"].startswith("OnnxEncoder") and seeds["encode_question_ms"]["p50"] > 0
     assert seeds["ask_cold_s"] > 0 and seeds["app_ready_s"] > 0 and seeds["app_rss_mb"] > 0
     assert [r["corpus"] for r in report["neighbours"]["corpora"]] == ["seeds"]
-    assert [s["n"] for s in report["scale"]] == [5000]
+    assert [s["n"] for s in report["scale"]] == [5000] and report["scale_questions"] == "seeds dev questions"
     stores = report["stores"][0]
     assert stores["folder"]["passages"] == stores["milvus-lite"]["passages"] == seeds["passages"]
     assert stores["milvus-lite"]["ask_p50_ms"] > 0 and stores["milvus_over_folder"]["build_s"] > 0
