@@ -245,7 +245,7 @@ def synthetic_index(root: Path, n: int, model_file: Path, sentences: list[str], 
     levels = int(data["levels"])
     model = VectorModel(mean=data["mean"], factors=tuple(data[f"factor{i}"] for i in range(levels + 1)),
                         children=tuple(data[f"children{i}"] for i in range(levels + 1)), sentence_sd=float(data["sentence_sd"]),
-                        spreads=tuple(data[f"spread{i}"] for i in range(levels + 1)))
+                        spreads=tuple(data[f"spread{i}"] for i in range(levels + 1)), passage_scales=data["passage_scales"])
     rng = np.random.default_rng(seed)
     vectors, article = sample(model, n, rng)
     passages: list[Passage] = []
@@ -411,7 +411,8 @@ def store_figures(name: str, sources: Path, questions: list[str], work: Path, lo
 
 def save_model(model: Any, path: Path) -> None:
     """A fitted VectorModel as one .npz of plain arrays (no pickle), for the scale workers."""
-    arrays = {"mean": model.mean, "levels": np.array(len(model.factors) - 1), "sentence_sd": np.array(model.sentence_sd)}
+    arrays = {"mean": model.mean, "levels": np.array(len(model.factors) - 1), "sentence_sd": np.array(model.sentence_sd),
+              "passage_scales": model.passage_scales}
     for i, (f, c, s) in enumerate(zip(model.factors, model.children, model.spreads)):
         arrays[f"factor{i}"], arrays[f"children{i}"], arrays[f"spread{i}"] = f, c, s
     np.savez(path, **arrays)

@@ -168,8 +168,12 @@ class DenseIndex:
 
             scores = np.asarray(self._vectors @ query.reshape(-1), dtype=np.float32)
             return self._ids[top_rows(scores, k)]
-        _, ids = self.faiss().search(query.reshape(1, -1), k)
-        return ids[0][ids[0] >= 0]
+        # twice as many as asked, then the best k by (score, id): FAISS breaks ties between
+        # equal 8-bit scores by the order its threads finish, and a search must not depend on that
+        scores, ids = self.faiss().search(query.reshape(1, -1), 2 * k)
+        found = ids[0] >= 0
+        scores, ids = scores[0][found], ids[0][found]
+        return ids[np.lexsort((ids, -scores))[:k]]
 
 
 def dense_kind(n: int) -> str:

@@ -6,7 +6,8 @@ neighbours are mostly its own article's other passages. The model here is that t
 Gaussian, fitted on real vectors grouped by article (title): the corpus mean, the covariance
 of article centres (Ledoit-Wolf shrunk, since a corpus has only tens of articles), the
 covariance of passages around their article's centre, the real distribution of passages per
-article, and the spread of sentences around their passage. Sampling draws new articles and
+article, how far each passage sits from its group's centre (a passage close to its siblings
+has a close nearest neighbour), and the spread of sentences around their passage. Sampling draws new articles and
 new passages from it, then normalises, so no vector is a copy of a real one.
 
 Whether that worked is measured, not assumed: `neighbour_cosines` gives the cosine of each
@@ -17,7 +18,7 @@ the real corpora and for a synthetic set of the same size side by side (docs/spe
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 
@@ -36,6 +37,8 @@ class VectorModel:
     sentence_sd: float  # per-dimension spread of a sentence vector around its passage's
     spreads: tuple[np.ndarray, ...] = ()  # per level, then passages: each real parent's spread
     # of its children relative to the pooled one (articles are not all equally tight), sampled from
+    passage_scales: np.ndarray = field(default_factory=lambda: np.ones(1))  # each real passage's distance from its group's
+    # centre relative to the RMS one (some passages sit close to their siblings, some far), sampled from
 
 
 def ledoit_wolf(x: np.ndarray) -> np.ndarray:
@@ -90,6 +93,7 @@ def fit(vectors: np.ndarray, levels: Sequence[Sequence[object]], sentences: np.n
     covs.append(residual.T @ residual / max(1, len(x) - len(parent_centres)))
     children.append(np.bincount(parent_of_row))
     spreads.append(_spreads(residual, parent_of_row))
+    passage_scales = _passage_scales(residual, parent_of_row)
     sentence_sd = 0.0
     if sentences is not None and sentence_passage is not None and len(sentences):
         diff = np.asarray(sentences, np.float64) - x[np.asarray(sentence_passage)]
@@ -100,7 +104,18 @@ def fit(vectors: np.ndarray, levels: Sequence[Sequence[object]], sentences: np.n
         counts = children[level + 1][children[level + 1] > 0]
         covs[level] = _clip(covs[level] - covs[level + 1] * float(np.mean(1.0 / counts)))
     return VectorModel(mean=mean, factors=tuple(_factor(c) for c in covs), children=tuple(c[c > 0] for c in children),
-                       sentence_sd=sentence_sd, spreads=tuple(spreads))
+                       sentence_sd=sentence_sd, spreads=tuple(spreads), passage_scales=passage_scales)
+
+
+def _passage_scales(residual: np.ndarray, parent: np.ndarray) -> np.ndarray:
+    """Per passage in a group of two or more: its distance from the group's centre, the
+    centring taken out (a group of m pulls its centre m/(m-1) closer in square), over the RMS."""
+    counts = np.bincount(parent)[parent]
+    many = counts >= 2
+    if not many.any():
+        return np.ones(1)
+    norms = np.linalg.norm(residual[many], axis=1) * np.sqrt(counts[many] / (counts[many] - 1))
+    return norms / np.sqrt(float((norms**2).mean()))
 
 
 def _spreads(residual: np.ndarray, parent: np.ndarray) -> np.ndarray:
@@ -155,7 +170,8 @@ def _draw(model: VectorModel, n: int, articles: int, rng: np.random.Generator, c
     for lo in range(0, n, chunk):
         hi = min(n, lo + chunk)
         noise = rng.standard_normal((hi - lo, d)) @ model.factors[levels].T
-        rows = centres[owner[lo:hi]] + spread[owner[lo:hi], None] * noise
+        scale = spread[owner[lo:hi]] * rng.choice(model.passage_scales, size=hi - lo)
+        rows = centres[owner[lo:hi]] + scale[:, None] * noise
         out[lo:hi] = rows / np.linalg.norm(rows, axis=1, keepdims=True)
     return out, article[owner]
 
