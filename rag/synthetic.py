@@ -7,8 +7,9 @@ Gaussian, fitted on real vectors grouped by article (title): the corpus mean, th
 of article centres (Ledoit-Wolf shrunk, since a corpus has only tens of articles), the
 covariance of passages around their article's centre, the real distribution of passages per
 article, how far each passage sits from its group's centre (a passage close to its siblings
-has a close nearest neighbour), and the spread of sentences around their passage. Sampling draws new articles and
-new passages from it, then normalises, so no vector is a copy of a real one.
+has a close nearest neighbour), and the spread of sentences around their passage. Sampling
+draws new articles and new passages from it, then normalises, so no vector is a copy of a
+real one.
 
 Whether that worked is measured, not assumed: `neighbour_cosines` gives the cosine of each
 vector to its 1st and 10th nearest neighbour, and `rag bench` prints their distribution for
@@ -37,8 +38,9 @@ class VectorModel:
     sentence_sd: float  # per-dimension spread of a sentence vector around its passage's
     spreads: tuple[np.ndarray, ...] = ()  # per level, then passages: each real parent's spread
     # of its children relative to the pooled one (articles are not all equally tight), sampled from
-    passage_scales: np.ndarray = field(default_factory=lambda: np.ones(1))  # each real passage's distance from its group's
-    # centre relative to the RMS one (some passages sit close to their siblings, some far), sampled from
+    # each real passage's distance from its group's centre relative to the RMS one (some
+    # passages sit close to their siblings, some far), sampled from
+    passage_scales: np.ndarray = field(default_factory=lambda: np.ones(1))
 
 
 def ledoit_wolf(x: np.ndarray) -> np.ndarray:
