@@ -11,7 +11,7 @@ from __future__ import annotations
 import os
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from pathlib import Path
-from typing import Any, Protocol, runtime_checkable
+from typing import Any, Protocol
 
 import numpy as np
 
@@ -44,14 +44,6 @@ class Encoder(Protocol):
     ) -> tuple[np.ndarray, list[np.ndarray]]:
         """Passage vectors (n, dimension) and, per passage, one unit row per span of its text."""
         ...
-
-
-@runtime_checkable
-class SharesCores(Protocol):
-    """An encoder that can leave the cores idle between questions, for a searcher whose own
-    search runs on all of them (FAISS on an approximate index)."""
-
-    def share_cores(self) -> None: ...
 
 
 def normalize_rows(matrix: np.ndarray) -> np.ndarray:

@@ -174,6 +174,13 @@ def _version(package: str) -> str:
     return metadata.version(package)
 
 
+# How long a session's idle threads wait for more work before they sleep. onnxruntime's own
+# default spins them much longer, through the search that follows a question's encoding, and
+# on two cores they took the second core from that search: warm `ask` took twice as long
+# (docs/speed.md, "Queries").
+SPIN_KEY, SPIN_US = "session.intra_op.spin_duration_us", 30
+
+
 class OnnxEncoder:
     """The Encoder contract on an exported copy of a model, run by onnxruntime."""
 
@@ -193,27 +200,16 @@ class OnnxEncoder:
         self._tokenizer.enable_truncation(max_length=self.max_seq_length)
         self._tokenizer.enable_padding(pad_id=int(config["pad_id"]), pad_token=str(config["pad_token"]))
         self._session = self._new_session(min(os.cpu_count() or 1, 4))  # questions: one text, every core
-        self._spinning = True
 
-    def _new_session(self, threads: int, spinning: bool = True) -> Any:
+    def _new_session(self, threads: int) -> Any:
         import onnxruntime
 
         options = onnxruntime.SessionOptions()
         options.log_severity_level = 3
         options.intra_op_num_threads = threads
         options.inter_op_num_threads = 1
-        if not spinning:
-            options.add_session_config_entry("session.intra_op.allow_spinning", "0")
+        options.add_session_config_entry(SPIN_KEY, str(SPIN_US))
         return onnxruntime.InferenceSession(str(self.folder / "model.onnx"), options, providers=["CPUExecutionProvider"])
-
-    def share_cores(self) -> None:
-        """Let the question's threads sleep between runs instead of spinning, for a searcher
-        whose own search then runs on every core (FAISS on an approximate index): spinning
-        threads would take those cores from it (docs/speed.md, "Scale"). The session is made
-        anew (once): the setting is fixed when a session is created, and the first one is
-        made when the encoder opens so that a damaged copy is reported there."""
-        if self._spinning:
-            self._session, self._spinning = self._new_session(min(os.cpu_count() or 1, 4), spinning=False), False
 
     @cached_property
     def _workers(self) -> list[Any]:

@@ -13,7 +13,7 @@ import numpy as np
 
 from .abstention import AbstentionModel, hit_features, model_for
 from .checks import check_k, check_question
-from .embedding import Encoder, SharesCores
+from .embedding import Encoder
 from .errors import RagError
 from .evidence import Span, best_per_candidate, missing_words, name_missing, rarest_missing, select_spans, sentence_scores
 from .figures import asked_reader, differ, shifted
@@ -53,8 +53,6 @@ class Searcher:
         dense = getattr(index, "dense", None)
         if dense is not None and not dense.exact:  # one question's search runs on every core
             dense.share_cores()
-            if isinstance(encoder, SharesCores):
-                encoder.share_cores()
         self.index = index
         self.encoder = encoder
         self.config = config or FusionConfig()
@@ -211,7 +209,7 @@ class Searcher:
                                      np.zeros(len(looked)), ix, weights)
         support = dict(zip(looked.tolist(), self.abstention.support(features).tolist()))
         floor = max(threshold, SUPPORT_FLOOR)
-        shown = (lambda j: bool(figures(j)) and support[j] >= floor) if read_figures is not None else None
+        shown = (lambda j: support[j] >= floor and bool(figures(j))) if read_figures is not None else None
         picks = [statement_of(order, scores, shown) for order in ranked.values()]
         chosen = with_evidence(picks, support, cand.sentence_cosine, threshold)
         if not chosen:
