@@ -20,7 +20,7 @@ from typing import Any
 import numpy as np
 
 from . import __version__
-from .chunking import chunk_document
+from .chunking import chunk_documents
 from .embedding import Encoder
 from .errors import RagError
 from .abstention import AbstentionModel, default_model
@@ -352,11 +352,13 @@ def _build(
                 by_key.setdefault(content_key(p), row)
     fresh: list[Chunk] = []
     per_doc: dict[str, int] = {}
+    to_cut = [doc for doc in docs if not (doc.id in unchanged and previous is not None)]
+    cut = dict(zip((doc.id for doc in to_cut), chunk_documents(to_cut, encoder.count_tokens, config)))
     for doc in docs:
-        if doc.id in unchanged and previous is not None:
+        if doc.id not in cut:
             per_doc[doc.id] = old[doc.id].passages
             continue
-        chunks = chunk_document(doc, encoder.count_tokens, config)
+        chunks = cut[doc.id]
         per_doc[doc.id] = len(chunks)
         for chunk in chunks:
             match = by_key.get(content_key(chunk))

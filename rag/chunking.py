@@ -145,15 +145,14 @@ def count_batched(count: TokenCounter, texts: Sequence[str]) -> list[int]:
     return [n for lo in range(0, len(texts), COUNT_BATCH) for n in count(texts[lo : lo + COUNT_BATCH])]
 
 
-def chunk_segment(
-    doc: Document, segment: Segment, count: TokenCounter, config: ChunkingConfig
-) -> list[Chunk]:
-    """Passages of one segment."""
+def _pack_units(doc: Document, raw: list[Span], raw_counts: Sequence[int], context: str, count: TokenCounter,
+                config: ChunkingConfig) -> list[Chunk]:
+    """Passages of one segment from its sentence units and their word-piece counts (a unit
+    over the budget is cut first)."""
     text = doc.text
     units: list[Span] = []
     counts: list[int] = []
-    raw = sentence_units(text, segment)
-    for span, n in zip(raw, count_batched(count, [text[a:b] for a, b in raw])):
+    for span, n in zip(raw, raw_counts):
         if n <= config.max_tokens:
             units.append(span)
             counts.append(n)
@@ -161,7 +160,6 @@ def chunk_segment(
             pieces = split_long_unit(text, span, count, config.max_tokens)
             units.extend(pieces)
             counts.extend(count_batched(count, [text[a:b] for a, b in pieces]))
-    context = fit_context(segment.context, count, config.max_context_tokens)
     chunks = []
     for i, j in pack_balanced(counts, config.max_tokens, config.overlap_sentences):
         start, end = units[i][0], units[j - 1][1]
@@ -180,4 +178,21 @@ def chunk_segment(
 
 def chunk_document(doc: Document, count: TokenCounter, config: ChunkingConfig) -> list[Chunk]:
     """All passages of a document, in reading order."""
-    return [c for seg in doc.segments for c in chunk_segment(doc, seg, count, config)]
+    return chunk_documents([doc], count, config)[0]
+
+
+def chunk_documents(docs: Sequence[Document], count: TokenCounter, config: ChunkingConfig) -> list[list[Chunk]]:
+    """The passages of each document, as `chunk_document` cuts them. The sentence units of all
+    the documents are counted together, COUNT_BATCH per call: a tokenizer call spreads a big
+    batch over every core, and a call per segment ran on one (docs/speed.md, "Builds"). Each
+    distinct context line is fitted once."""
+    parts = [(doc, segment, sentence_units(doc.text, segment)) for doc in docs for segment in doc.segments]
+    counts = count_batched(count, [doc.text[a:b] for doc, _, raw in parts for a, b in raw])
+    contexts = {c: fit_context(c, count, config.max_context_tokens) for c in dict.fromkeys(s.context for _, s, _ in parts)}
+    out: list[list[Chunk]] = [[] for _ in docs]
+    owner = [i for i, doc in enumerate(docs) for _ in doc.segments]
+    at = 0
+    for i, (doc, segment, raw) in zip(owner, parts):
+        out[i].extend(_pack_units(doc, raw, counts[at : at + len(raw)], contexts[segment.context], count, config))
+        at += len(raw)
+    return out

@@ -245,7 +245,7 @@ def _token_counter(tokenizer: Any) -> Any:
         counter = Tokenizer.from_str(backend.to_str())
         counter.no_truncation()
         counter.no_padding()
-        return lambda texts: [len(e.ids) for e in counter.encode_batch(texts, add_special_tokens=False)]
+        return lambda texts: [len(e.ids) for e in counter.encode_batch_fast(texts, add_special_tokens=False)]
     return lambda texts: [
         len(ids) for ids in tokenizer(texts, add_special_tokens=False, verbose=False)["input_ids"]
     ]

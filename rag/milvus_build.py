@@ -20,7 +20,7 @@ from typing import Any
 from .build import (BuildReport, _onnx_copy, _passage_encoder, check_budget, embed_chunks, full_rebuild_reason,
                     library_versions, same_sources)
 from .abstention import AbstentionModel, default_model
-from .chunking import chunk_document
+from .chunking import chunk_documents
 from .embedding import Encoder
 from .errors import RagError
 from .milvus_store import MilvusIndex, MilvusStore, MilvusTarget
@@ -148,7 +148,7 @@ def build_milvus(
     with tempfile.TemporaryDirectory() as scratch:
         onnx = _onnx_copy(encoder, None, None, Path(scratch) / "onnx", precision)
         passage_encoder = _passage_encoder(encoder, onnx[0])
-        chunks = [c for d in docs if d.id not in unchanged for c in chunk_document(d, encoder.count_tokens, config)]
+        chunks = [c for cs in chunk_documents([d for d in docs if d.id not in unchanged], encoder.count_tokens, config) for c in cs]
         per_doc = {d.id: (old[d.id].passages if d.id in unchanged else 0) for d in docs}
         for c in chunks:
             per_doc[c.source] += 1

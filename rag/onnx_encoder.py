@@ -230,11 +230,13 @@ class OnnxEncoder:
         return counter
 
     def count_tokens(self, texts: Sequence[str]) -> list[int]:
-        return [len(e.ids) for e in self._counter.encode_batch(list(texts), add_special_tokens=False)] if texts else []
+        return [len(e.ids) for e in self._counter.encode_batch_fast(list(texts), add_special_tokens=False)] if texts else []
 
     def _run(self, texts: Sequence[str], session: Any = None) -> tuple[np.ndarray, np.ndarray, list[Any]]:
         """(token embeddings, attention mask, encodings) of one padded batch."""
-        encodings = self._tokenizer.encode_batch(list(texts))
+        # one text (every passage, every int8 question) without the batch call's hand-off to
+        # the tokenizer's thread pool, which cost more than tokenizing it
+        encodings = [self._tokenizer.encode(texts[0])] if len(texts) == 1 else self._tokenizer.encode_batch(list(texts))
         ids = np.array([e.ids for e in encodings], dtype=np.int64)
         mask = np.array([e.attention_mask for e in encodings], dtype=np.int64)
         feeds = {"input_ids": ids, "attention_mask": mask, "token_type_ids": np.zeros_like(ids)}

@@ -10,7 +10,7 @@ from fakes import HashEncoder
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from rag.chunking import chunk_document, pack, pack_balanced, sentence_units
+from rag.chunking import COUNT_BATCH, chunk_document, chunk_documents, pack, pack_balanced, sentence_units
 from rag.sources import load_documents, parse_document
 from rag.types import ChunkingConfig
 
@@ -70,6 +70,32 @@ def test_passage_invariants(text: str, config: ChunkingConfig) -> None:
             whole = any(a <= unit[0] and unit[1] <= b for a, b in covered)
             # a unit over the budget alone is cut into pieces; together they cover its words
             assert whole or all(i in shown for i in range(*unit) if not doc.text[i].isspace()), unit
+
+
+@settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(texts=st.lists(document_text, min_size=1, max_size=4), config=configs)
+def test_documents_cut_together_are_cut_as_alone(texts: list[str], config: ChunkingConfig) -> None:
+    """Counting every document's sentences in one batch changes no passage."""
+    docs = [d for i, t in enumerate(texts) if (d := parse_document(f"gen{i}.txt", t, "hash")) is not None]
+    assert chunk_documents(docs, COUNT, config) == [chunk_documents([d], COUNT, config)[0] for d in docs]
+
+
+def test_sentences_of_all_documents_are_counted_in_one_call():
+    """A tokenizer call per segment ran on one core; the units go in batches of COUNT_BATCH."""
+    docs = load_documents(SEEDS)
+    calls: list[int] = []
+
+    def counting(texts):
+        calls.append(len(texts))
+        return COUNT(texts)
+
+    config = ChunkingConfig()
+    units = sum(len(sentence_units(d.text, s)) for d in docs for s in d.segments)
+    assert units <= COUNT_BATCH
+    chunk_documents(docs, counting, config)
+    assert sorted(calls, reverse=True)[0] == units  # every unit in one call ...
+    contexts = {s.context for d in docs for s in d.segments if s.context}
+    assert sum(1 for n in calls if n > 1) == 1 and len(calls) <= 1 + 8 * len(contexts) + units  # ... no call per segment
 
 
 @given(counts=st.lists(st.integers(1, 30), min_size=1, max_size=60), budget=st.integers(30, 80), overlap=st.integers(0, 3))
