@@ -186,13 +186,12 @@ def chunk_documents(docs: Sequence[Document], count: TokenCounter, config: Chunk
     the documents are counted together, COUNT_BATCH per call: a tokenizer call spreads a big
     batch over every core, and a call per segment ran on one (docs/speed.md, "Builds"). Each
     distinct context line is fitted once."""
-    parts = [(doc, segment, sentence_units(doc.text, segment)) for doc in docs for segment in doc.segments]
-    counts = count_batched(count, [doc.text[a:b] for doc, _, raw in parts for a, b in raw])
-    contexts = {c: fit_context(c, count, config.max_context_tokens) for c in dict.fromkeys(s.context for _, s, _ in parts)}
+    parts = [(i, doc, segment, sentence_units(doc.text, segment)) for i, doc in enumerate(docs) for segment in doc.segments]
+    counts = count_batched(count, [doc.text[a:b] for _, doc, _, raw in parts for a, b in raw])
+    contexts = {c: fit_context(c, count, config.max_context_tokens) for c in dict.fromkeys(s.context for _, _, s, _ in parts)}
     out: list[list[Chunk]] = [[] for _ in docs]
-    owner = [i for i, doc in enumerate(docs) for _ in doc.segments]
     at = 0
-    for i, (doc, segment, raw) in zip(owner, parts):
+    for i, doc, segment, raw in parts:
         out[i].extend(_pack_units(doc, raw, counts[at : at + len(raw)], contexts[segment.context], count, config))
         at += len(raw)
     return out

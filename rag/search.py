@@ -51,7 +51,7 @@ class Searcher:
                 f"rag index --full --precision {encoder.precision}"
             )
         dense = getattr(index, "dense", None)
-        if dense is not None and not dense.exact:  # one question's search runs on every core
+        if dense is not None:  # an approximate index searches one question on every core
             dense.share_cores()
         self.index = index
         self.encoder = encoder
