@@ -1,6 +1,9 @@
 """Fit the shipped abstention model and report it out of sample.
 
-    python benchmarks/fit_abstention.py [--write] [--squad2 DIR] [--json]
+    python benchmarks/fit_abstention.py [--write] [--precision int8|fp32] [--squad2 DIR] [--json]
+
+Features come from the model copy that encodes questions and passages at `--precision` (by
+default the default copy, int8), each index's own, exactly as `rag ask` computes them.
 
 Data (nothing from eval/seeds/test.jsonl, which stays unseen):
   * SQuAD 2.0 dev, labelled half (../shared/datasets/squad-v2.0-dev-half): 10 articles, 3,708
@@ -13,9 +16,9 @@ Threshold (the product's default): the fewest errors on the seed dev questions t
 answerable or off-topic, a wrongly refused answerable question counting twice (it is the
 costlier error); on-topic unanswerable questions are left to the "missing words" line and to
 a corpus's own calibration (`rag eval --calibrate`), since at their level of support too many
-real questions would be refused. Every figure
-printed is out of sample: SQuAD 2.0 leaves each article out in turn (weights and threshold
-refitted without it); the seed questions leave each article out in turn the same way.
+real questions would be refused. Every figure printed is out of sample: SQuAD 2.0 leaves each
+article out in turn (weights and threshold refitted without it); the seed questions leave each
+article out in turn the same way.
 `--write` stores the model in rag/models/abstention-all-MiniLM-L6-v2.json.
 """
 
@@ -53,6 +56,7 @@ from rag.evaluation import (  # noqa: E402
     load_beir,
     load_questions,
 )
+from rag.onnx_encoder import DEFAULT_PRECISION, PRECISIONS, question_encoder  # noqa: E402
 from rag.store import open_index  # noqa: E402
 
 REFUSAL_COST = 2.0  # a wrongly refused answerable question, against 1 for an answered off-topic one
@@ -60,9 +64,10 @@ SEED_WEIGHT = 5.0  # of 1 and 5, the better SQuAD 2.0 AUROC out of sample (0.708
 OUT = ROOT / "rag" / "models" / "abstention-all-MiniLM-L6-v2.json"
 
 
-def squad2(folder: Path, encoder: SentenceTransformerEncoder) -> list[Labelled]:
+def squad2(folder: Path, builder: SentenceTransformerEncoder, precision: str) -> list[Labelled]:
     data = load_beir(folder)
-    index_dir, encoder = beir_index(folder, data, ROOT / ".cache" / "eval", lambda m: print(m, file=sys.stderr), encoder.name)
+    index_dir, encoder = beir_index(folder, data, ROOT / ".cache" / "eval", lambda m: print(m, file=sys.stderr), builder.name,
+                                    precision, builder)
     index = open_index(index_dir)
     options = EvalOptions(k=10, modes=("hybrid",))
     _, _, answers, correct = evaluate(index, encoder, data.questions, options,
@@ -70,11 +75,12 @@ def squad2(folder: Path, encoder: SentenceTransformerEncoder) -> list[Labelled]:
     return labelled(data.questions, answers, beir_group(data, index), lambda q, h: h.source in data.qrels.get(q.id, {}))
 
 
-def seeds(encoder: SentenceTransformerEncoder, tmp: Path) -> tuple[list[Labelled], list[str]]:
+def seeds(builder: SentenceTransformerEncoder, tmp: Path, precision: str) -> tuple[list[Labelled], list[str]]:
     from rag.build import build_index
 
-    build_index(ROOT / "seeds", tmp / "index", encoder)
+    build_index(ROOT / "seeds", tmp / "index", builder, precision=precision)
     index = open_index(tmp / "index")
+    encoder = question_encoder(index.path, index.manifest.model, builder)  # as `rag ask` encodes questions
     questions = load_questions(ROOT / "eval" / "seeds" / "dev.jsonl")
     relevant = answer_passages(questions, [(p.id, p.text) for p in index.passages])
     options = EvalOptions(k=5, modes=("hybrid",))
@@ -126,11 +132,13 @@ def main() -> int:
     parser.add_argument("--squad2", type=Path, default=ROOT.parent / "shared" / "datasets" / "squad-v2.0-dev-half")
     parser.add_argument("--write", action="store_true", help=f"store the fitted model in {OUT.relative_to(ROOT)}")
     parser.add_argument("--json", action="store_true")
+    parser.add_argument("--precision", choices=PRECISIONS, default=DEFAULT_PRECISION,
+                        help="the model copy whose features are fitted (default: the default copy, %(default)s)")
     args = parser.parse_args()
-    encoder = SentenceTransformerEncoder()
-    squad = squad2(args.squad2, encoder)
+    builder = SentenceTransformerEncoder()
+    squad = squad2(args.squad2, builder, args.precision)
     with tempfile.TemporaryDirectory() as tmp:
-        seed, kinds = seeds(encoder, Path(tmp))
+        seed, kinds = seeds(builder, Path(tmp), args.precision)
     report: dict[str, object] = {}
 
     # SQuAD 2.0, each article left out (weights + default threshold refitted without it)
@@ -157,7 +165,8 @@ def main() -> int:
     final = fit(squad, seed, kinds)
     final = AbstentionModel(
         final.weights, final.bias, final.threshold, features=final.features, fitted_on=
-        f"benchmarks/fit_abstention.py: weights on SQuAD 2.0 dev (labelled half: {len(squad)} questions, 10 articles) "
+        f"benchmarks/fit_abstention.py --precision {args.precision}: features from the model's {args.precision} copy; "
+        f"weights on SQuAD 2.0 dev (labelled half: {len(squad)} questions, 10 articles) "
         f"and eval/seeds/dev.jsonl ({len(seed)} questions, each counted {SEED_WEIGHT:g} times); threshold: fewest "
         f"errors on the answerable and off-topic seed dev questions, a refused answerable one counting {REFUSAL_COST:g}",
     )

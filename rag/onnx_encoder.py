@@ -32,7 +32,30 @@ INT8_MIN_COSINE = 0.98  # int8: every probe's vector within this cosine of sente
 INT8_ANY_TEXT_COSINE = 0.95  # int8, any text at all (one character, random symbols): the stated bound, a
 # property test; real text stays closer (docs/speed.md, "int8": SQuAD passages and questions >= 0.98)
 PRECISIONS = ("int8", "fp32")
-DEFAULT_PRECISION = "int8"  # README, "Speed": int8 holds retrieval quality and builds twice as fast
+# How a copy is made (export, smoothing, quantization). Part of the key of every kept copy and
+# cached evaluation index, so that a new recipe never reuses a copy made by an older one.
+RECIPE_VERSION = 2
+# int8: share of each channel's activation range moved into the weights before quantizing
+# (SmoothQuant's alpha). Chosen on fidelity to the fp32 copy over SQuAD v1.1's tuning articles
+# (0.5 to 0.85 alike; docs/speed.md, "int8", and benchmarks/int8_fidelity.py).
+SMOOTH_ALPHA = 0.75
+# Fixed text whose activations set the smoothing: generic sentences and questions, none from
+# an evaluation set (BERT's outlier channels are the model's, not the text's).
+CALIBRATION = (
+    "The committee met on Tuesday to discuss the budget for the coming year.",
+    "How many people were injured in the accident on the highway?",
+    "Photosynthesis converts light energy into chemical energy stored in glucose.",
+    "She was born in 1952 in a small village near the river and later moved to the capital.",
+    "Who wrote the novel, and when was it first published?",
+    "The company reported revenue of $4.2 billion, up 12% from the previous quarter.",
+    "Heavy rain caused flooding in several districts, and schools were closed for two days.",
+    "The treaty was signed by representatives of both governments after months of negotiation.",
+    "What is the capital of the country that hosted the 2016 Summer Olympics?",
+    "Engineers tested the new bridge design under loads far greater than expected traffic.",
+    "In the second half, the team scored three goals and won the championship.",
+    "The museum's collection includes paintings, sculptures and manuscripts from the 14th century.",
+)
+DEFAULT_PRECISION = "int8"  # docs/speed.md, "int8": the same SQuAD quality, builds in about half the time
 OPSET = 17
 PROBES = (
     "Who attacked Bamako?",
@@ -77,16 +100,20 @@ def pooling_of(model: Any) -> tuple[str, bool]:
     return mode, len(kinds) == 3
 
 
-def export_onnx(model: Any, folder: Path, precision: str = DEFAULT_PRECISION) -> dict[str, Any]:
+def export_onnx(model: Any, folder: Path, precision: str = DEFAULT_PRECISION, smooth: float | None = SMOOTH_ALPHA) -> dict[str, Any]:
     """Write `folder` (model.onnx, tokenizer.json, config.json) from a loaded SentenceTransformer.
 
     fp32: the transformer as exported, checked to reproduce the model's vectors to TOLERANCE.
-    int8: that copy with its weights quantized per channel (onnxruntime's dynamic int8
-    quantization), checked to stay within INT8_MIN_COSINE of the model's vectors.
+    int8: the transformer smoothed with alpha `smooth` (see `smoothed`; None: not smoothed; the
+    same function, checked to the same TOLERANCE), its weights then quantized per channel
+    (onnxruntime's dynamic int8 quantization), checked to stay within INT8_MIN_COSINE of the
+    model's vectors.
     Raises ExportUnavailable when the export cannot be made or does not reproduce the model.
     """
     if precision not in PRECISIONS:
         raise ValueError(f"precision must be one of {', '.join(PRECISIONS)}, got {precision!r}")
+    if smooth is not None and not 0 < smooth <= 1:
+        raise ValueError(f"smooth must be None or in (0, 1], got {smooth!r}")
     try:
         import onnx  # noqa: F401  (torch's exporter needs it)
         import onnxruntime  # noqa: F401
@@ -113,6 +140,10 @@ def export_onnx(model: Any, folder: Path, precision: str = DEFAULT_PRECISION) ->
     folder.mkdir(parents=True, exist_ok=True)
     (folder / "tokenizer.json").write_text(backend.to_str(), encoding="utf-8")
     transformer = model[0].auto_model.eval()
+    if precision == "int8" and smooth is not None:
+        transformer, config["smoothing"] = smoothed(transformer, tokenizer, [*CALIBRATION, *PROBES], inputs,
+                                                    int(model.max_seq_length), smooth)
+    config["recipe"] = RECIPE_VERSION
 
     class LastHidden(torch.nn.Module):
         def __init__(self) -> None:
@@ -166,6 +197,75 @@ def export_onnx(model: Any, folder: Path, precision: str = DEFAULT_PRECISION) ->
         config.update(precision="int8", min_cosine=cosine, max_abs_diff=float(np.abs(got - np.concatenate([expected, expected])).max()))
     (folder / "config.json").write_text(json.dumps(config, indent=1), encoding="utf-8")
     return config
+
+
+def smoothed(transformer: Any, tokenizer: Any, texts: Sequence[str], inputs: Sequence[str], max_length: int,
+             alpha: float = SMOOTH_ALPHA) -> tuple[Any, dict[str, Any] | None]:
+    """A copy of a BERT-style transformer computing the same function, with each layer's
+    query/key/value and first feed-forward inputs scaled per channel by 1/s and the weights
+    reading them by s (SmoothQuant): s = amax(|x|)^alpha / amax(|w|)^(1 - alpha) over `texts`,
+    each run alone (cut at `max_length` tokens, as the model cuts them). Dynamic int8
+    quantization gives a whole activation matrix one scale, which a few large channels (the
+    outputs of BERT's layer norms) otherwise spend; moved into the weights, they are quantized
+    per channel. Returns (copy, what was done), or the transformer
+    itself and None when its layers are not laid out as BERT's."""
+    import copy
+
+    import torch
+
+    layers = getattr(getattr(transformer, "encoder", None), "layer", None)
+    linear = torch.nn.Linear
+
+    def parts(layer: Any) -> tuple[Any, ...] | None:
+        found = (getattr(getattr(getattr(layer, "attention", None), "self", None), n, None) for n in ("query", "key", "value"))
+        ffn = getattr(getattr(layer, "intermediate", None), "dense", None)
+        got = (*found, ffn)
+        return got if all(isinstance(m, linear) for m in got) else None
+
+    if layers is None or not len(layers) or any(parts(layer) is None for layer in layers):
+        return transformer, None
+    model = copy.deepcopy(transformer).eval()
+    peaks: dict[tuple[int, str], torch.Tensor] = {}
+
+    def watch(key: tuple[int, str]) -> Any:
+        def hook(_module: Any, args: tuple[Any, ...], _output: Any) -> None:
+            peak = args[0].detach().abs().reshape(-1, args[0].shape[-1]).amax(dim=0)
+            peaks[key] = torch.maximum(peaks[key], peak) if key in peaks else peak
+        return hook
+
+    hooks = []
+    for i, layer in enumerate(model.encoder.layer):
+        query, _, _, ffn = parts(layer)  # type: ignore[misc]  (checked above)
+        hooks += [query.register_forward_hook(watch((i, "attention"))), ffn.register_forward_hook(watch((i, "ffn")))]
+    with torch.no_grad():
+        for text in texts:
+            encoded = tokenizer([text], truncation=True, max_length=max_length, return_tensors="pt")
+            model(**{n: encoded[n] for n in inputs if n in encoded})
+    for hook in hooks:
+        hook.remove()
+
+    class Scaled(torch.nn.Module):
+        """`inner(x / s)`, the division written as a product."""
+
+        def __init__(self, inner: Any, s: torch.Tensor) -> None:
+            super().__init__()
+            self.inner = inner
+            self.register_buffer("inverse", 1.0 / s)
+
+        def forward(self, x: Any) -> Any:
+            return self.inner(x * self.inverse)
+
+    with torch.no_grad():
+        for i, layer in enumerate(model.encoder.layer):
+            for group, owners, names in (("attention", (layer.attention.self,) * 3, ("query", "key", "value")),
+                                         ("ffn", (layer.intermediate,), ("dense",))):
+                modules = [getattr(o, n) for o, n in zip(owners, names)]
+                w = torch.stack([m.weight.abs().amax(dim=0) for m in modules]).amax(dim=0)
+                s = (peaks[(i, group)].clamp(min=1e-5) ** alpha / w.clamp(min=1e-5) ** (1 - alpha)).clamp(1e-2, 1e2)
+                for owner, name, m in zip(owners, names, modules):
+                    m.weight.mul_(s[None, :])
+                    setattr(owner, name, Scaled(m, s))
+    return model, {"alpha": alpha, "layers": len(model.encoder.layer), "calibration_texts": len(texts)}
 
 
 def _version(package: str) -> str:

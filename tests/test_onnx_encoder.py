@@ -16,7 +16,18 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from rag.build import build_index
-from rag.onnx_encoder import DEFAULT_PRECISION, INT8_ANY_TEXT_COSINE, INT8_MIN_COSINE, ExportUnavailable, pooling_of
+from rag.onnx_encoder import (
+    CALIBRATION,
+    DEFAULT_PRECISION,
+    INT8_ANY_TEXT_COSINE,
+    INT8_MIN_COSINE,
+    PROBES,
+    RECIPE_VERSION,
+    SMOOTH_ALPHA,
+    ExportUnavailable,
+    pooling_of,
+    smoothed,
+)
 from rag.store import ONNX_DIR, current_generation, read_manifest
 
 QUESTIONS = [
@@ -67,6 +78,9 @@ def test_the_build_exports_a_verified_copy(seed_index: Path, fp32_index: Path):
     assert read_manifest(fp32_index).onnx["max_abs_diff"] < 1e-4
     int8 = read_manifest(seed_index).onnx
     assert int8["min_cosine"] >= INT8_MIN_COSINE
+    assert int8["smoothing"] == {"alpha": SMOOTH_ALPHA, "layers": 6, "calibration_texts": len(CALIBRATION) + len(PROBES)}
+    assert int8["recipe"] == read_manifest(fp32_index).onnx["recipe"] == RECIPE_VERSION
+    assert "smoothing" not in read_manifest(fp32_index).onnx
     fp32_bytes = (current_generation(fp32_index) / ONNX_DIR / "model.onnx").stat().st_size
     assert (current_generation(seed_index) / ONNX_DIR / "model.onnx").stat().st_size < fp32_bytes / 3  # int8 weights
 
@@ -272,3 +286,71 @@ def test_question_threads_do_not_spin_through_the_search(seed_index: Path):
     for session in [encoder._session, *encoder._workers]:
         assert session.get_session_options().get_session_config_entry(SPIN_KEY) == str(SPIN_US)
     assert 0 < SPIN_US <= 100
+
+
+def _last_hidden(model, tokenizer, texts: list[str]) -> list[np.ndarray]:
+    import torch
+
+    with torch.no_grad():
+        return [model(**tokenizer([t], truncation=True, max_length=256, return_tensors="pt")).last_hidden_state[0].numpy()
+                for t in texts]
+
+
+@pytest.fixture(scope="module")
+def smoothed_model(real_encoder):
+    model = real_encoder._model
+    plain = model[0].auto_model
+    inputs = list(model.tokenizer.model_input_names)
+    copy, record = smoothed(plain, model.tokenizer, list(CALIBRATION), inputs, 256)
+    assert copy is not plain and record == {"alpha": SMOOTH_ALPHA, "layers": 6, "calibration_texts": len(CALIBRATION)}
+    scales = copy.encoder.layer[0].intermediate.dense.inverse
+    assert float(scales.max() / scales.min()) > 10  # channels really are rescaled, unevenly
+    assert plain.encoder.layer[0].intermediate.dense.__class__.__name__ == "Linear"  # the model itself is untouched
+    return copy, model.tokenizer
+
+
+@pytest.mark.model
+@settings(max_examples=10, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(st.lists(st.text(min_size=1, max_size=200), min_size=1, max_size=3))
+def test_smoothing_keeps_the_function(smoothed_model, real_encoder, texts: list[str]):
+    """Scaling a layer's inputs down and its weights up computes the same thing (float error only)."""
+    model, tokenizer = smoothed_model
+    plain = real_encoder._model[0].auto_model
+    for got, expected in zip(_last_hidden(model, tokenizer, texts), _last_hidden(plain, tokenizer, texts)):
+        assert np.abs(got - expected).max() <= 1e-3 * max(1.0, float(np.abs(expected).max()))
+
+
+@pytest.mark.model
+def test_a_transformer_not_laid_out_as_bert_is_not_smoothed(real_encoder):
+    import torch
+
+    other = torch.nn.Sequential(torch.nn.Linear(4, 4))
+    assert smoothed(other, real_encoder._model.tokenizer, ["a"], ["input_ids"], 256) == (other, None)
+
+
+def test_a_smoothing_alpha_outside_0_1_is_refused_by_name(tmp_path: Path):
+    from rag.onnx_encoder import export_onnx
+
+    for alpha in (0.0, 1.5, -0.2):
+        with pytest.raises(ValueError, match="smooth"):
+            export_onnx(object(), tmp_path, "int8", smooth=alpha)
+
+
+@pytest.mark.model
+def test_smoothing_brings_int8_closer_to_the_model(tmp_path: Path, int8_encoder, real_encoder):
+    """The shipped int8 copy against the same weights quantized without smoothing, on the seed
+    articles' sentences (never used to set the smoothing): its vectors are nearer the model's."""
+    from rag.chunking import sentence_units
+    from rag.onnx_encoder import OnnxEncoder, export_onnx
+    from rag.sources import load_documents
+
+    plain = tmp_path / "plain-int8"
+    assert "smoothing" not in export_onnx(real_encoder._model, plain, "int8", smooth=None)
+    sentences = [doc.text[a:b] for doc in load_documents(ROOT / "seeds") for seg in doc.segments
+                 for a, b in sentence_units(doc.text, seg)][:150]
+    expected = real_encoder.encode_queries(sentences)
+
+    def error(encoder) -> float:
+        return float((1 - (encoder.encode_queries(sentences) * expected).sum(axis=1)).mean())
+
+    assert error(int8_encoder) < 0.8 * error(OnnxEncoder(plain, "plain"))

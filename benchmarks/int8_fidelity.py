@@ -1,0 +1,93 @@
+"""How close the int8 copy's vectors are to the model's, with and without smoothing.
+
+    python benchmarks/int8_fidelity.py [--alphas 0.5,0.7,0.75,0.8,0.85] [--texts 400] [--json]
+
+Exports the model's fp32 copy, an int8 copy quantized as it is (no smoothing) and one int8 copy
+per smoothing alpha (rag.onnx_encoder.smoothed), then encodes, one text per run as builds and
+questions are: SQuAD v1.1 dev paragraphs and questions of the tuning articles (benchmarks/
+splits.py's rule: even-numbered articles not in the SQuAD 2.0 half), where the alpha was
+chosen, and of the other articles, never used to choose it. Per copy and set: the mean of
+1 - cosine to the fp32 copy's vectors, and the lowest cosine. Ranking quality is `rag eval`'s.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import tempfile
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from rag.embedding import SentenceTransformerEncoder  # noqa: E402
+from rag.onnx_encoder import ExportUnavailable, OnnxEncoder, export_onnx  # noqa: E402
+
+DATASET = ROOT.parent / "shared" / "datasets" / "squad-v1.1-dev"
+SQUAD2 = ROOT.parent / "shared" / "datasets" / "squad-v2.0-dev-half"
+
+
+def read(path: Path) -> list[dict]:
+    return [json.loads(line) for line in path.read_text("utf-8").splitlines() if line.strip()]
+
+
+def sets(n: int) -> dict[str, list[str]]:
+    """`n` paragraphs and `n` questions drawn (seed 0) from the tuning articles and from the others."""
+    v2_titles = {d["title"] for d in read(SQUAD2 / "corpus.jsonl")}
+    corpus = read(DATASET / "corpus.jsonl")
+    tuning = {d["_id"] for d in corpus if d["title"] not in v2_titles and int(d["_id"].split("_")[0]) % 2 == 0}
+    gold = dict(line.split("\t")[:2] for line in (DATASET / "qrels" / "test.tsv").read_text("utf-8").splitlines()[1:])
+    questions = read(DATASET / "queries.jsonl")
+    rng = np.random.default_rng(0)
+    out = {}
+    for name, inside in (("tuning", True), ("held_out", False)):
+        paragraphs = [d["text"] for d in corpus if (d["_id"] in tuning) == inside]
+        asked = [q["text"] for q in questions if (gold.get(q["_id"]) in tuning) == inside]
+        out[f"{name}_paragraphs"] = [paragraphs[i] for i in rng.choice(len(paragraphs), min(n, len(paragraphs)), replace=False)]
+        out[f"{name}_questions"] = [asked[i] for i in rng.choice(len(asked), min(n, len(asked)), replace=False)]
+    return out
+
+
+def encode(encoder: OnnxEncoder, texts: list[str]) -> np.ndarray:
+    return np.concatenate([encoder.encode_queries([t]) for t in texts])
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--alphas", default="0.5,0.7,0.75,0.8,0.85")
+    parser.add_argument("--texts", type=int, default=400, help="paragraphs and questions per set")
+    parser.add_argument("--json", action="store_true")
+    args = parser.parse_args()
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    model = SentenceTransformerEncoder()._model
+    texts = sets(args.texts)
+    report: dict[str, dict[str, object]] = {}
+    with tempfile.TemporaryDirectory() as tmp:
+        export_onnx(model, Path(tmp) / "fp32", "fp32")
+        reference = {name: encode(OnnxEncoder(Path(tmp) / "fp32", "fp32"), t) for name, t in texts.items()}
+        variants: list[tuple[str, float | None]] = [("int8, not smoothed", None)]
+        variants += [(f"int8, smoothed alpha {a}", float(a)) for a in args.alphas.split(",")]
+        for label, alpha in variants:
+            folder = Path(tmp) / f"int8-{alpha}"
+            try:
+                export_onnx(model, folder, "int8", smooth=alpha)
+            except ExportUnavailable as exc:
+                report[label] = {"refused at export": str(exc)}
+                continue
+            encoder = OnnxEncoder(folder, label)
+            row: dict[str, object] = {}
+            for name, t in texts.items():
+                cosine = (encode(encoder, t) * reference[name]).sum(axis=1)
+                row[name] = {"mean_error": round(float((1 - cosine).mean()), 5), "min_cosine": round(float(cosine.min()), 4)}
+            report[label] = row
+            print(label, json.dumps(row), file=sys.stderr)
+    print(json.dumps(report, indent=None if args.json else 1))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
