@@ -4,10 +4,10 @@
 
 Exports the model's fp32 copy, an int8 copy quantized as it is (no smoothing) and one int8 copy
 per smoothing alpha (rag.onnx_encoder.smoothed), then encodes, one text per run as builds and
-questions are: SQuAD v1.1 dev paragraphs and questions of the tuning articles (benchmarks/
-splits.py's rule: even-numbered articles not in the SQuAD 2.0 half), where the alpha was
-chosen, and of the other articles, never used to choose it. Per copy and set: the mean of
-1 - cosine to the fp32 copy's vectors, and the lowest cosine. Ranking quality is `rag eval`'s.
+questions are: SQuAD v1.1 dev paragraphs and questions of the tuning articles
+(benchmarks/splits.py's), where the alpha was chosen, and of the 24 held-out articles, never
+used to choose it. Per copy and set: the mean of
+1 - cosine to the fp32 copy's vectors, and the lowest cosine (`--json`: one object). Ranking quality is `rag eval`'s.
 """
 
 from __future__ import annotations
@@ -24,6 +24,7 @@ import numpy as np
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from benchmarks.splits import squad_v1_tuning_titles  # noqa: E402
 from rag.embedding import SentenceTransformerEncoder  # noqa: E402
 from rag.onnx_encoder import ExportUnavailable, OnnxEncoder, export_onnx  # noqa: E402
 
@@ -36,10 +37,11 @@ def read(path: Path) -> list[dict]:
 
 
 def sets(n: int) -> dict[str, list[str]]:
-    """`n` paragraphs and `n` questions drawn (seed 0) from the tuning articles and from the others."""
-    v2_titles = {d["title"] for d in read(SQUAD2 / "corpus.jsonl")}
+    """`n` paragraphs and `n` questions drawn (seed 0) from the tuning articles and from the
+    others (the 24 held-out articles of `.cache/splits/squad-v1.1-test`)."""
+    titles = squad_v1_tuning_titles(DATASET, SQUAD2)
     corpus = read(DATASET / "corpus.jsonl")
-    tuning = {d["_id"] for d in corpus if d["title"] not in v2_titles and int(d["_id"].split("_")[0]) % 2 == 0}
+    tuning = {d["_id"] for d in corpus if d["title"] in titles}
     gold = dict(line.split("\t")[:2] for line in (DATASET / "qrels" / "test.tsv").read_text("utf-8").splitlines()[1:])
     questions = read(DATASET / "queries.jsonl")
     rng = np.random.default_rng(0)
@@ -84,8 +86,13 @@ def main() -> int:
                 cosine = (encode(encoder, t) * reference[name]).sum(axis=1)
                 row[name] = {"mean_error": round(float((1 - cosine).mean()), 5), "min_cosine": round(float(cosine.min()), 4)}
             report[label] = row
-            print(label, json.dumps(row), file=sys.stderr)
-    print(json.dumps(report, indent=None if args.json else 1))
+    if args.json:
+        print(json.dumps(report))
+        return 0
+    for label, row in report.items():
+        cells = [f"{k}: {v['mean_error']:.5f} / {v['min_cosine']:.4f}" if "mean_error" in v else f"{k}: {v}"
+                 for k, v in row.items()]
+        print(f"{label}\n  " + "\n  ".join(cells))
     return 0
 
 

@@ -66,16 +66,23 @@ def write(folder: Path, out: Path, keep: set[str]) -> int:
     return len(queries)
 
 
+def squad_v1_tuning_titles(v1: Path, v2: Path) -> set[str]:
+    """The SQuAD v1.1 dev articles (titles) settings were chosen on: the even-numbered ones not
+    in the SQuAD 2.0 half, and the SQuAD 2.0 half's tuning articles."""
+    titles_v2 = {d["title"] for d in read(v2 / "corpus.jsonl")}
+    order_v2 = list(dict.fromkeys(d["title"] for d in read(v2 / "corpus.jsonl")))
+    tuned_v2 = set(order_v2[:SQUAD2_TUNING_ARTICLES])
+    title_v1 = {d["_id"]: d["title"] for d in read(v1 / "corpus.jsonl")}
+    return {t for d, t in title_v1.items() if t not in titles_v2 and article(d) % 2 == 0} | tuned_v2
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--out", type=Path, default=ROOT / ".cache" / "splits")
     args = parser.parse_args()
     v1, v2 = DATASETS / "squad-v1.1-dev", DATASETS / "squad-v2.0-dev-half"
-    titles_v2 = {d["title"] for d in read(v2 / "corpus.jsonl")}
-    order_v2 = list(dict.fromkeys(d["title"] for d in read(v2 / "corpus.jsonl")))
-    tuned_v2 = set(order_v2[:SQUAD2_TUNING_ARTICLES])
     title_v1 = {d["_id"]: d["title"] for d in read(v1 / "corpus.jsonl")}
-    tuning_v1 = {t for d, t in title_v1.items() if t not in titles_v2 and article(d) % 2 == 0} | tuned_v2
+    tuning_v1 = squad_v1_tuning_titles(v1, v2)
     gold_v1 = qrels(v1)
     keep_v1 = {q for q, d in gold_v1.items() if title_v1[d] not in tuning_v1}
     n1 = write(v1, args.out / "squad-v1.1-test", keep_v1)

@@ -115,6 +115,13 @@ def full_rebuild_reason(previous: Manifest | None, encoder: Encoder, config: Chu
         return f"the chunking settings changed from {previous.chunking.to_dict()} to {config.to_dict()}"
     if previous.precision != precision:
         return f"the precision changed from {previous.precision} to {precision}"
+    if previous.onnx:
+        from .onnx_encoder import RECIPES, OnnxEncoder, recipe_of
+
+        old = recipe_of(previous.onnx)  # the encoder's copy, or the one the build will export
+        new = recipe_of(encoder.config) if isinstance(encoder, OnnxEncoder) else RECIPES.get(precision, 1)
+        if old != new:
+            return f"the model's {precision} copy is made by recipe {new} now, the index's by recipe {old}"
     return None
 
 
@@ -144,7 +151,7 @@ def build_index(
     `from_files` says the documents are the files under `sources` (False for a benchmark
     corpus), so readers can check cited files against what was indexed. `precision` is the
     model copy's ("int8" or "fp32"; by default the index's own, else DEFAULT_PRECISION)."""
-    from .onnx_encoder import DEFAULT_PRECISION, PRECISIONS
+    from .onnx_encoder import DEFAULT_PRECISION, PRECISIONS, is_current_recipe
 
     started = time.perf_counter()
     config = config or ChunkingConfig()
@@ -177,9 +184,9 @@ def build_index(
         if reason and log:
             log(f"full rebuild: {reason}")
         next_id = manifest.next_id if manifest is not None else int((state.settings or {}).get("next_id", 0))
-        reusable = None  # the current ONNX copy, when it is a copy of the same model at this precision
+        reusable = None  # the current ONNX copy, when it is a copy of the same model at this precision, by today's recipe
         if (not full and manifest is not None and manifest.model == encoder.name and manifest.onnx and state.generation
-                and manifest.precision == precision):
+                and manifest.precision == precision and is_current_recipe(manifest.onnx, precision)):
             reusable = state.generation / ONNX_DIR
             reusable = reusable if reusable.is_dir() else None
         with scratch_folder(index_root) as scratch:
@@ -255,17 +262,18 @@ def _passage_encoder(encoder: Encoder, onnx: Path | None) -> Encoder:
 def build_encoder(state: IndexState, model: str | None, precision: str | None,
                   load: Callable[[str | None], Encoder] | None = None) -> Encoder:
     """What a build encodes with: a verified ONNX copy of `model` at `precision` when one is at
-    hand (the index's own, else the machine's kept copy), so that no PyTorch is imported;
-    else the model itself (`load`, by default sentence-transformers), and the build exports."""
+    hand (the index's own when today's recipe made it, else the machine's kept copy), so that
+    no PyTorch is imported; else the model itself (`load`, by default sentence-transformers),
+    and the build exports."""
     from .copies import cached_copy
     from .embedding import SentenceTransformerEncoder, resolve_model
-    from .onnx_encoder import DEFAULT_PRECISION, open_onnx_encoder
+    from .onnx_encoder import DEFAULT_PRECISION, is_current_recipe, open_onnx_encoder
 
     name = resolve_model(model)[0]
     precision = precision or (state.manifest.precision if state.manifest is not None else DEFAULT_PRECISION)
     existing = state.manifest
     if state.generation is not None and existing is not None and existing.onnx and existing.model == name \
-            and existing.precision == precision:
+            and existing.precision == precision and is_current_recipe(existing.onnx, precision):
         copy = open_onnx_encoder(state.generation, name)
         if copy is not None:
             return copy

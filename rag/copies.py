@@ -16,7 +16,7 @@ import secrets
 import shutil
 from pathlib import Path
 
-CACHE_VERSION = 1  # the cache's layout; how a copy is made is onnx_encoder.RECIPE_VERSION
+CACHE_VERSION = 1  # the cache's layout; how a copy is made is onnx_encoder.RECIPES
 
 
 def cache_root() -> Path | None:
@@ -29,13 +29,13 @@ def cache_root() -> Path | None:
 
 def _folder(model: str, precision: str) -> Path | None:
     from .embedding import resolve_model
-    from .onnx_encoder import RECIPE_VERSION
+    from .onnx_encoder import recipe_key
 
     root = cache_root()
     if root is None:
         return None
     name, location = resolve_model(model)
-    key = hashlib.sha256(json.dumps([name, location, precision, CACHE_VERSION, RECIPE_VERSION]).encode()).hexdigest()[:16]
+    key = hashlib.sha256(json.dumps([name, location, precision, CACHE_VERSION, *recipe_key(precision)]).encode()).hexdigest()[:16]
     return root / "onnx" / f"{Path(name).name}-{precision}-{key}"
 
 

@@ -297,9 +297,9 @@ def _fusion_json(fusion: FusionConfig) -> dict[str, Any]:
 def beir_cache_dir(cache: Path, corpus_sha256: str, model: str, chunking: ChunkingConfig, precision: str) -> Path:
     """A folder per corpus and settings, so an unchanged corpus reuses its index: question sets
     over the same corpus (a split of a benchmark) share it, with any calibration stored in it."""
-    from .onnx_encoder import RECIPE_VERSION
+    from .onnx_encoder import recipe_key
 
-    key = json.dumps([corpus_sha256, model, chunking.to_dict(), FORMAT_VERSION, precision, RECIPE_VERSION], sort_keys=True)
+    key = json.dumps([corpus_sha256, model, chunking.to_dict(), FORMAT_VERSION, precision, *recipe_key(precision)], sort_keys=True)
     return cache / f"corpus-{hashlib.sha256(key.encode()).hexdigest()[:12]}"
 
 

@@ -32,15 +32,18 @@ INT8_MIN_COSINE = 0.98  # int8: every probe's vector within this cosine of sente
 INT8_ANY_TEXT_COSINE = 0.95  # int8, any text at all (one character, random symbols): the stated bound, a
 # property test; real text stays closer (docs/speed.md, "int8": SQuAD passages and questions >= 0.98)
 PRECISIONS = ("int8", "fp32")
-# How a copy is made (export, smoothing, quantization). Part of the key of every kept copy and
-# cached evaluation index, so that a new recipe never reuses a copy made by an older one.
-RECIPE_VERSION = 2
+# How a copy at each precision is made (export, smoothing, quantization). Recorded in the copy,
+# part of the key of every kept copy and cached evaluation index, and an index whose copy was
+# made by another recipe is rebuilt in full at its next update (rag.build.full_rebuild_reason).
+# 1: as exported (and quantized); int8 2: smoothed first.
+RECIPES = {"fp32": 1, "int8": 2}
 # int8: share of each channel's activation range moved into the weights before quantizing
 # (SmoothQuant's alpha). Chosen on fidelity to the fp32 copy over SQuAD v1.1's tuning articles
 # (0.5 to 0.85 alike; docs/speed.md, "int8", and benchmarks/int8_fidelity.py).
 SMOOTH_ALPHA = 0.75
 # Fixed text whose activations set the smoothing: generic sentences and questions, none from
-# an evaluation set (BERT's outlier channels are the model's, not the text's).
+# an evaluation set nor the export's own PROBES (BERT's outlier channels are the model's, not
+# the text's).
 CALIBRATION = (
     "The committee met on Tuesday to discuss the budget for the coming year.",
     "How many people were injured in the accident on the highway?",
@@ -63,6 +66,23 @@ PROBES = (
     "a",
     " ".join(["The long probe checks truncation at the model's input window."] * 60),
 )
+
+
+def recipe_of(config: dict[str, Any] | None) -> int:
+    """The recipe a copy's config records (copies made before recipes were recorded: 1)."""
+    return int((config or {}).get("recipe", 1))
+
+
+def is_current_recipe(config: dict[str, Any] | None, precision: str) -> bool:
+    """Whether a copy (its config) was made the way a copy at `precision` is made today."""
+    return recipe_of(config) == RECIPES.get(precision, 1)
+
+
+def recipe_key(precision: str) -> list[int]:
+    """What a cache key adds for the current recipe at `precision`: nothing for recipe 1, so
+    that keys made before recipes existed still find their copies."""
+    recipe = RECIPES.get(precision, 1)
+    return [recipe] if recipe != 1 else []
 
 
 @contextmanager
@@ -141,9 +161,9 @@ def export_onnx(model: Any, folder: Path, precision: str = DEFAULT_PRECISION, sm
     (folder / "tokenizer.json").write_text(backend.to_str(), encoding="utf-8")
     transformer = model[0].auto_model.eval()
     if precision == "int8" and smooth is not None:
-        transformer, config["smoothing"] = smoothed(transformer, tokenizer, [*CALIBRATION, *PROBES], inputs,
+        transformer, config["smoothing"] = smoothed(transformer, tokenizer, CALIBRATION, inputs,
                                                     int(model.max_seq_length), smooth)
-    config["recipe"] = RECIPE_VERSION
+    config["recipe"] = RECIPES[precision] if precision == "fp32" or smooth is not None else 1
 
     class LastHidden(torch.nn.Module):
         def __init__(self) -> None:
@@ -202,13 +222,14 @@ def export_onnx(model: Any, folder: Path, precision: str = DEFAULT_PRECISION, sm
 def smoothed(transformer: Any, tokenizer: Any, texts: Sequence[str], inputs: Sequence[str], max_length: int,
              alpha: float = SMOOTH_ALPHA) -> tuple[Any, dict[str, Any] | None]:
     """A copy of a BERT-style transformer computing the same function, with each layer's
-    query/key/value and first feed-forward inputs scaled per channel by 1/s and the weights
-    reading them by s (SmoothQuant): s = amax(|x|)^alpha / amax(|w|)^(1 - alpha) over `texts`,
-    each run alone (cut at `max_length` tokens, as the model cuts them). Dynamic int8
-    quantization gives a whole activation matrix one scale, which a few large channels (the
-    outputs of BERT's layer norms) otherwise spend; moved into the weights, they are quantized
-    per channel. Returns (copy, what was done), or the transformer
-    itself and None when its layers are not laid out as BERT's."""
+    self-attention input (read by query, key and value) and first feed-forward input scaled per
+    channel by 1/s and the weights reading them by s (SmoothQuant): s = amax(|x|)^alpha /
+    amax(|w|)^(1 - alpha) over `texts`, each run alone (cut at `max_length` tokens, as the model
+    cuts them). Dynamic int8 quantization gives a whole activation matrix one scale, which a
+    few large channels (the outputs of BERT's layer norms) otherwise spend; scaled down, they
+    leave the other channels more levels, and the weights' rows that read them, scaled up, are
+    absorbed by the weights' per-column int8 scales. Returns (copy, what was done), or the
+    transformer itself and None when its layers are not laid out as BERT's."""
     import copy
 
     import torch
@@ -245,26 +266,28 @@ def smoothed(transformer: Any, tokenizer: Any, texts: Sequence[str], inputs: Seq
         hook.remove()
 
     class Scaled(torch.nn.Module):
-        """`inner(x / s)`, the division written as a product."""
+        """`inner(x / s, ...)`, the division written as a product, done once for every weight
+        that reads x (the self-attention's residual keeps the unscaled x: BertAttention passes
+        its own input to the output block)."""
 
         def __init__(self, inner: Any, s: torch.Tensor) -> None:
             super().__init__()
             self.inner = inner
             self.register_buffer("inverse", 1.0 / s)
 
-        def forward(self, x: Any) -> Any:
-            return self.inner(x * self.inverse)
+        def forward(self, x: Any, *args: Any, **kwargs: Any) -> Any:
+            return self.inner(x * self.inverse, *args, **kwargs)
 
     with torch.no_grad():
         for i, layer in enumerate(model.encoder.layer):
-            for group, owners, names in (("attention", (layer.attention.self,) * 3, ("query", "key", "value")),
-                                         ("ffn", (layer.intermediate,), ("dense",))):
-                modules = [getattr(o, n) for o, n in zip(owners, names)]
-                w = torch.stack([m.weight.abs().amax(dim=0) for m in modules]).amax(dim=0)
+            query, key, value, ffn = parts(layer)  # type: ignore[misc]
+            for group, owner, name, reading in (("attention", layer.attention, "self", (query, key, value)),
+                                                ("ffn", layer.intermediate, "dense", (ffn,))):
+                w = torch.stack([m.weight.abs().amax(dim=0) for m in reading]).amax(dim=0)
                 s = (peaks[(i, group)].clamp(min=1e-5) ** alpha / w.clamp(min=1e-5) ** (1 - alpha)).clamp(1e-2, 1e2)
-                for owner, name, m in zip(owners, names, modules):
+                for m in reading:
                     m.weight.mul_(s[None, :])
-                    setattr(owner, name, Scaled(m, s))
+                setattr(owner, name, Scaled(getattr(owner, name), s))
     return model, {"alpha": alpha, "layers": len(model.encoder.layer), "calibration_texts": len(texts)}
 
 

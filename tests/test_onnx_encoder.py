@@ -21,8 +21,7 @@ from rag.onnx_encoder import (
     DEFAULT_PRECISION,
     INT8_ANY_TEXT_COSINE,
     INT8_MIN_COSINE,
-    PROBES,
-    RECIPE_VERSION,
+    RECIPES,
     SMOOTH_ALPHA,
     ExportUnavailable,
     pooling_of,
@@ -78,8 +77,8 @@ def test_the_build_exports_a_verified_copy(seed_index: Path, fp32_index: Path):
     assert read_manifest(fp32_index).onnx["max_abs_diff"] < 1e-4
     int8 = read_manifest(seed_index).onnx
     assert int8["min_cosine"] >= INT8_MIN_COSINE
-    assert int8["smoothing"] == {"alpha": SMOOTH_ALPHA, "layers": 6, "calibration_texts": len(CALIBRATION) + len(PROBES)}
-    assert int8["recipe"] == read_manifest(fp32_index).onnx["recipe"] == RECIPE_VERSION
+    assert int8["smoothing"] == {"alpha": SMOOTH_ALPHA, "layers": 6, "calibration_texts": len(CALIBRATION)}
+    assert (int8["recipe"], read_manifest(fp32_index).onnx["recipe"]) == (RECIPES["int8"], RECIPES["fp32"]) == (2, 1)
     assert "smoothing" not in read_manifest(fp32_index).onnx
     fp32_bytes = (current_generation(fp32_index) / ONNX_DIR / "model.onnx").stat().st_size
     assert (current_generation(seed_index) / ONNX_DIR / "model.onnx").stat().st_size < fp32_bytes / 3  # int8 weights
@@ -301,11 +300,13 @@ def smoothed_model(real_encoder):
     model = real_encoder._model
     plain = model[0].auto_model
     inputs = list(model.tokenizer.model_input_names)
+    before = plain.encoder.layer[0].attention.self.query.weight.detach().clone()
     copy, record = smoothed(plain, model.tokenizer, list(CALIBRATION), inputs, 256)
     assert copy is not plain and record == {"alpha": SMOOTH_ALPHA, "layers": 6, "calibration_texts": len(CALIBRATION)}
-    scales = copy.encoder.layer[0].intermediate.dense.inverse
-    assert float(scales.max() / scales.min()) > 10  # channels really are rescaled, unevenly
-    assert plain.encoder.layer[0].intermediate.dense.__class__.__name__ == "Linear"  # the model itself is untouched
+    for layer in copy.encoder.layer:  # one scaling per input, however many weights read it
+        scales = [layer.attention.self.inverse, layer.intermediate.dense.inverse]
+        assert all(float(s.max() / s.min()) > 3 for s in scales)  # channels really are rescaled, unevenly
+    assert (plain.encoder.layer[0].attention.self.query.weight == before).all()  # the model itself is untouched
     return copy, model.tokenizer
 
 
@@ -354,3 +355,48 @@ def test_smoothing_brings_int8_closer_to_the_model(tmp_path: Path, int8_encoder,
         return float((1 - (encoder.encode_queries(sentences) * expected).sum(axis=1)).mean())
 
     assert error(int8_encoder) < 0.8 * error(OnnxEncoder(plain, "plain"))
+
+
+def test_recipes_key_the_kept_copies_and_evaluation_caches(monkeypatch, tmp_path: Path):
+    """A new recipe never finds a copy or an evaluation index made by another; recipe 1 keys
+    stay as they were before recipes were recorded."""
+    from rag import copies, onnx_encoder
+    from rag.eval_runner import beir_cache_dir
+    from rag.types import ChunkingConfig
+
+    monkeypatch.setenv("RAG_CACHE", str(tmp_path))
+    assert onnx_encoder.recipe_key("fp32") == [] and onnx_encoder.recipe_key("int8") == [RECIPES["int8"]]
+    before = {p: (copies._folder(None, p), beir_cache_dir(tmp_path, "sha", "m", ChunkingConfig(), p)) for p in RECIPES}
+    monkeypatch.setitem(onnx_encoder.RECIPES, "int8", RECIPES["int8"] + 1)
+    after = {p: (copies._folder(None, p), beir_cache_dir(tmp_path, "sha", "m", ChunkingConfig(), p)) for p in RECIPES}
+    assert after["fp32"] == before["fp32"]
+    assert after["int8"][0] != before["int8"][0] and after["int8"][1] != before["int8"][1]
+
+
+@pytest.mark.model
+def test_an_index_copied_by_an_older_recipe_is_rebuilt_with_todays(seed_index: Path, tmp_path: Path, int8_encoder):
+    """Updates never mix copies: an index whose copy an older recipe made gets today's copy
+    and a full rebuild (an index already on today's recipe is updated in place)."""
+    import dataclasses
+    import shutil
+
+    from rag.build import build_encoder, full_rebuild_reason
+    from rag.store import inspect_index
+
+    manifest = read_manifest(seed_index)
+    assert full_rebuild_reason(manifest, int8_encoder, manifest.chunking, "int8") is None
+    older = dataclasses.replace(manifest, onnx={**manifest.onnx, "recipe": 1})
+    reason = full_rebuild_reason(older, int8_encoder, manifest.chunking, "int8")
+    assert reason is not None and "recipe" in reason
+
+    root = tmp_path / "index"
+    shutil.copytree(seed_index, root)
+    generation = current_generation(root)
+    for path in (generation / "manifest.json", generation / ONNX_DIR / "config.json"):
+        data = json.loads(path.read_text())
+        (data["onnx"] if "onnx" in data else data)["recipe"] = 1
+        path.write_text(json.dumps(data))
+    own = build_encoder(inspect_index(seed_index), None, None)
+    assert own.folder == current_generation(seed_index) / ONNX_DIR  # today's recipe: the index's own copy
+    fresh = build_encoder(inspect_index(root), None, None)
+    assert getattr(fresh, "folder", None) != generation / ONNX_DIR
