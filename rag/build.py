@@ -116,10 +116,10 @@ def full_rebuild_reason(previous: Manifest | None, encoder: Encoder, config: Chu
     if previous.precision != precision:
         return f"the precision changed from {previous.precision} to {precision}"
     if previous.onnx:
-        from .onnx_encoder import RECIPES, OnnxEncoder, recipe_of
+        from .onnx_encoder import OnnxEncoder, current_recipe, recipe_of
 
         old = recipe_of(previous.onnx)  # the encoder's copy, or the one the build will export
-        new = recipe_of(encoder.config) if isinstance(encoder, OnnxEncoder) else RECIPES.get(precision, 1)
+        new = recipe_of(encoder.config) if isinstance(encoder, OnnxEncoder) else current_recipe(precision)
         if old != new:
             return f"the model's {precision} copy is made by recipe {new} now, the index's by recipe {old}"
     return None

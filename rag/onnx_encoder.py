@@ -73,15 +73,20 @@ def recipe_of(config: dict[str, Any] | None) -> int:
     return int((config or {}).get("recipe", 1))
 
 
+def current_recipe(precision: str) -> int:
+    """How a copy at `precision` is made today."""
+    return RECIPES.get(precision, 1)
+
+
 def is_current_recipe(config: dict[str, Any] | None, precision: str) -> bool:
     """Whether a copy (its config) was made the way a copy at `precision` is made today."""
-    return recipe_of(config) == RECIPES.get(precision, 1)
+    return recipe_of(config) == current_recipe(precision)
 
 
 def recipe_key(precision: str) -> list[int]:
     """What a cache key adds for the current recipe at `precision`: nothing for recipe 1, so
     that keys made before recipes existed still find their copies."""
-    recipe = RECIPES.get(precision, 1)
+    recipe = current_recipe(precision)
     return [recipe] if recipe != 1 else []
 
 
@@ -163,7 +168,7 @@ def export_onnx(model: Any, folder: Path, precision: str = DEFAULT_PRECISION, sm
     if precision == "int8" and smooth is not None:
         transformer, config["smoothing"] = smoothed(transformer, tokenizer, CALIBRATION, inputs,
                                                     int(model.max_seq_length), smooth)
-    config["recipe"] = RECIPES[precision] if precision == "fp32" or smooth is not None else 1
+    config["recipe"] = current_recipe(precision) if smooth is not None else 1
 
     class LastHidden(torch.nn.Module):
         def __init__(self) -> None:
