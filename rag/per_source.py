@@ -36,14 +36,16 @@ def ranked_by_source(sources: Sequence[str] | np.ndarray, ranking: np.ndarray, d
     that marks a passage's supporting sentence), each with its `depth` best, best first;
     `sources` labels each sentence with its source (names, or a 1-D array of ids)."""
     ranking = np.asarray(ranking, dtype=np.float64)
-    if not len(ranking):
-        return {}
     order = np.lexsort((np.arange(len(ranking)), -ranking))  # best first, ties by position
-    labels, first_seen, group_of = np.unique(np.asarray(sources)[order], return_index=True, return_inverse=True)
-    by_group = np.argsort(group_of, kind="stable")  # positions in `order`, grouped by source, best first
-    starts = np.searchsorted(group_of[by_group], np.arange(len(labels) + 1))
-    return {labels[g].item(): order[by_group[starts[g] : min(starts[g + 1], starts[g] + depth)]].tolist()
-            for g in np.argsort(first_seen, kind="stable")[:limit].tolist()}
+    out: dict[str | int, list[int]] = {}
+    for i, label in zip(order.tolist(), np.asarray(sources)[order].tolist()):
+        best = out.get(label)
+        if best is None:
+            if len(out) < limit:
+                out[label] = [i]
+        elif len(best) < depth:
+            best.append(i)
+    return out
 
 
 def statement_of(order: Sequence[int], ranking: np.ndarray, shown: Callable[[int], bool] | None = None) -> int:

@@ -81,6 +81,18 @@ def top_of_postings(scores: np.ndarray, rows: np.ndarray, terms: int, n: int) ->
     return best
 
 
+# best_bm25_rows sorts every row when there are at most this many per posting (plus a few
+# thousand): several numpy passes over the postings cost more than one pass over a small corpus
+FULL_SORT_SHARE, FULL_SORT_MIN = 16, 4096
+
+
+def best_bm25_rows(scores: np.ndarray, rows: np.ndarray, terms: int, n: int) -> np.ndarray:
+    """`top_rows(scores, n)` by whichever of a full sort and `top_of_postings` costs less."""
+    if len(scores) <= FULL_SORT_SHARE * len(rows) + FULL_SORT_MIN:
+        return top_rows(scores, n)
+    return top_of_postings(scores, rows, terms, n)
+
+
 def bm25_scores(index: Index, terms: QueryTerms, rarest: float) -> tuple[np.ndarray, float, np.ndarray]:
     """BM25 of every passage, the best score any passage could get (the sum of each known
     term's best score plus, for each word never seen, the rarest term's best), and the row of
@@ -102,7 +114,7 @@ def retrieve(
     elif pool >= len(index.passages):  # every passage is among the nearest
         rows = np.arange(len(index.passages))
     else:
-        best_bm25 = top_of_postings(bm25, holding, len(terms.known), pool)
+        best_bm25 = best_bm25_rows(bm25, holding, len(terms.known), pool)
         rows = np.union1d(index.rows(index.dense.search(qvec, pool)), best_bm25)
     dense = np.asarray(index.vectors[rows] @ qvec, dtype=np.float64)
     lexical = bm25[rows] / bound if bound > 0 else np.zeros(len(rows))

@@ -120,10 +120,22 @@ class Searcher:
         order = np.lexsort((cand.rows, -fused))
         gap = fused - float(fused[order[0]])
         chosen = select_spans((int(cand.rows[i]) for i in order), _SourceNames(ix.passages), _Sentences(ix.passages), k)
-        hits, present_in_hits = self._hits(ix, chosen, cand, fused, gap, scores, terms, weights)
-        missing = missing_words(terms, present_in_hits)
+        source_ids = np.asarray(ix.passages.source_index)[cand.rows[cand.sentence_owner]]
+        ranked = ranked_by_source(source_ids, scores)
+        # hits and each source's candidate statements are judged in one pass: the features and
+        # support of a row depend on that row alone
+        hit_at, hit_sentences, hit_owner, hit_marked = self._hit_sentences(chosen, cand, scores)
+        said = np.array([j for order in ranked.values() for j in order], dtype=np.int64)  # each source's few best
+        n = len(chosen)
+        features, found = self._features(
+            terms, cand, np.concatenate([hit_sentences, said]), np.concatenate([hit_owner, n + np.arange(len(said))]),
+            n + len(said), np.concatenate([hit_marked, said]), np.concatenate([gap[hit_at], np.zeros(len(said))]), ix, weights)
+        support = self.abstention.support(features)
+        hits = self._hits(ix, chosen, cand, fused, hit_at, hit_marked, features[:n], support[:n])
+        missing = missing_words(terms, found[:n].any(axis=0))
         best_support = max((h.support for h in hits), default=0.0)
-        statements, differ = self._by_source(ix, question, cand, scores, terms, weights, threshold)
+        statements, differ = self._by_source(ix, question, cand, scores, source_ids, ranked,
+                                             dict(zip(said.tolist(), support[n:].tolist())), threshold)
         return Answer(question, bool(best_support >= threshold), hits, best_support, threshold, missing,
                       statements, differ)
 
@@ -158,20 +170,23 @@ class Searcher:
         )
         return features, found
 
-    def _hits(self, ix: Index, chosen: Sequence[tuple[int, int, int]], cand: Candidates, fused: np.ndarray,
-              gap: np.ndarray, scores: np.ndarray, terms: QueryTerms, weights: QueryWeights) -> tuple[tuple[Hit, ...], np.ndarray]:
-        """The hits of the chosen (row, first, last) sentence ranges, with their support judged
-        together, and which known question terms any of them shows."""
-        if not chosen:
-            return (), np.zeros(len(weights.known), dtype=bool)
-        at = np.searchsorted(cand.rows, [row for row, _, _ in chosen]).astype(np.int64)  # candidate of each hit
+    @staticmethod
+    def _hit_sentences(chosen: Sequence[tuple[int, int, int]], cand: Candidates,
+                       scores: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        """For the chosen (row, first, last) sentence ranges: each one's candidate, the candidate
+        sentences they show with the hit owning each, and each hit's marked (best) sentence."""
+        at = np.searchsorted(cand.rows, [row for row, _, _ in chosen]).astype(np.int64)
         shown = [np.arange(cand.sentence_first[i] + first, cand.sentence_first[i] + last)
                  for i, (_, first, last) in zip(at.tolist(), chosen)]
-        looked = np.concatenate(shown)
+        looked = np.concatenate(shown) if shown else np.zeros(0, dtype=np.int64)
         owner = np.repeat(np.arange(len(shown)), [len(x) for x in shown])
         marked = np.array([int(x[int(np.argmax(scores[x]))]) for x in shown], dtype=np.int64)
-        features, found = self._features(terms, cand, looked, owner, len(shown), marked, gap[at], ix, weights)
-        support = self.abstention.support(features)
+        return at, looked, owner, marked
+
+    def _hits(self, ix: Index, chosen: Sequence[tuple[int, int, int]], cand: Candidates, fused: np.ndarray,
+              at: np.ndarray, marked: np.ndarray, features: np.ndarray, support: np.ndarray) -> tuple[Hit, ...]:
+        """The hits of the chosen (row, first, last) sentence ranges, candidate `at` and marked
+        sentence `marked` of each, with their features and support."""
         hits = []
         for rank, ((row, first, last), i, pick) in enumerate(zip(chosen, at.tolist(), marked.tolist()), start=1):
             source, highlight, _ = self._sentence(ix, cand, pick)
@@ -180,15 +195,17 @@ class Searcher:
             hits.append(Hit(
                 rank=rank, score=float(fused[i]), source=source, title=self.index.title(source), start=start, end=end,
                 text=ix.texts[source][start:end], highlight=highlight, passage_id=int(ix.ids[row]),
-                support=float(support[rank - 1]), features=tuple(float(v) for v in features[rank - 1]),
+                support=float(support[rank - 1]), features=tuple(features[rank - 1].tolist()),
             ))
-        return tuple(hits), found.any(axis=0)
+        return tuple(hits)
 
-    def _by_source(self, ix: Index, question: str, cand: Candidates, scores: np.ndarray, terms: QueryTerms,
-                   weights: QueryWeights, threshold: float) -> tuple[tuple[Statement, ...], bool]:
+    def _by_source(self, ix: Index, question: str, cand: Candidates, scores: np.ndarray, source_ids: np.ndarray,
+                   ranked: Mapping[str | int, list[int]], support: Mapping[int, float],
+                   threshold: float) -> tuple[tuple[Statement, ...], bool]:
         """Each source's statement: its best sentence (picked as a passage's marked sentence is),
-        supported as if marked in the top hit of a search limited to that source; grouped,
-        with the figures the question asks for."""
+        supported as if marked in the top hit of a search limited to that source (`support`, of
+        each of the `ranked` sentences of each source); grouped, with the figures the question
+        asks for."""
         read_figures = asked_reader(question)
         figures_of: dict[int, tuple[Figure, ...]] = {}
 
@@ -200,14 +217,8 @@ class Searcher:
                 figures_of[j] = shifted(read_figures(text), span[0])
             return figures_of[j]
 
-        source_ids = np.asarray(ix.passages.source_index)[cand.rows[cand.sentence_owner]]
-        ranked = ranked_by_source(source_ids, scores)
-        looked = np.array([j for order in ranked.values() for j in order], dtype=np.int64)  # each source's few best
-        if not len(looked):
+        if not ranked:
             return (), False
-        features, _ = self._features(terms, cand, looked, np.arange(len(looked)), len(looked), looked,
-                                     np.zeros(len(looked)), ix, weights)
-        support = dict(zip(looked.tolist(), self.abstention.support(features).tolist()))
         floor = max(threshold, SUPPORT_FLOOR)
         shown = (lambda j: support[j] >= floor and bool(figures(j))) if read_figures is not None else None
         picks = [statement_of(order, scores, shown) for order in ranked.values()]

@@ -131,6 +131,22 @@ def test_wire_copy_in_two_sources_is_one_group(tmp_path: Path, fake_encoder):
 
 
 @pytest.mark.model
+def test_hits_and_statements_are_judged_each_on_its_own_evidence(seed_index: Path):
+    """Hits and statements are scored in one pass; each one's support is still what the model
+    gives its own features alone, so it depends neither on how many hits are asked for nor
+    on what else is scored with it."""
+    searcher = served_searcher(seed_index)
+    for question in ("How many people were killed in the Bamako attack?", "Who claimed responsibility for the attack?",
+                     "Which targets were attacked in Bamako?"):
+        one, five = searcher.ask(question, k=1), searcher.ask(question, k=5)
+        assert len(five.hits) == 5 and len(five.by_source) >= 2
+        for h in five.hits:
+            assert searcher.abstention.support(np.array([h.features]))[0] == h.support
+        assert one.hits[0] == five.hits[0]
+        assert one.by_source == five.by_source
+
+
+@pytest.mark.model
 def test_toll_question_on_the_seeds(seed_index: Path):
     searcher = served_searcher(seed_index)
     answer = searcher.ask("How many people were killed in the Bamako attack?", 5)
