@@ -81,14 +81,15 @@ def top_of_postings(scores: np.ndarray, rows: np.ndarray, terms: int, n: int) ->
     return best
 
 
-# best_bm25_rows sorts every row when there are at most this many per posting (plus a few
-# thousand): several numpy passes over the postings cost more than one pass over a small corpus
-FULL_SORT_SHARE, FULL_SORT_MIN = 16, 4096
+# best_bm25_rows sorts every row of a corpus this small: one numpy pass over a few thousand
+# scores costs less than the several passes top_of_postings makes over the postings, and from
+# about 20,000 rows on the postings cost less whatever their share (docs/speed.md, "Queries")
+FULL_SORT_MAX = 8192
 
 
 def best_bm25_rows(scores: np.ndarray, rows: np.ndarray, terms: int, n: int) -> np.ndarray:
     """`top_rows(scores, n)` by whichever of a full sort and `top_of_postings` costs less."""
-    if len(scores) <= FULL_SORT_SHARE * len(rows) + FULL_SORT_MIN:
+    if len(scores) <= FULL_SORT_MAX:
         return top_rows(scores, n)
     return top_of_postings(scores, rows, terms, n)
 

@@ -10,7 +10,7 @@ from hypothesis import strategies as st
 from rag.evidence import best_per_candidate, missing_words, rarest_missing, select_spans, sentence_scores
 from rag.fusion import FusionConfig, Signals, convex, fuse, ranks, rrf
 from rag.query import QueryTerms
-from rag.retrieval import FULL_SORT_MIN, best_bm25_rows, top_of_postings, top_rows
+from rag.retrieval import FULL_SORT_MAX, best_bm25_rows, top_of_postings, top_rows
 
 
 def signals(dense, sentence, lexical, coverage) -> Signals:
@@ -58,9 +58,9 @@ def test_top_of_postings_is_the_full_sort(passages, terms, n):
     assert top_of_postings(scores, rows, len(postings), n).tolist() == top_rows(scores, n).tolist()
 
 
-@given(st.integers(1, 3 * FULL_SORT_MIN), st.lists(st.integers(0, 3 * FULL_SORT_MIN), max_size=300), st.integers(1, 40),
+@given(st.integers(1, 3 * FULL_SORT_MAX), st.lists(st.integers(0, 3 * FULL_SORT_MAX), max_size=300), st.integers(1, 40),
        st.integers(0, 2**32 - 1))
-@example(3 * FULL_SORT_MIN, [5, 9, 11], 5, 0)  # few postings in a large corpus: the postings are ranked
+@example(3 * FULL_SORT_MAX, [5, 9, 11], 5, 0)  # few postings in a large corpus: the postings are ranked
 @example(10, [1, 2, 3], 5, 0)  # a small corpus: every row is sorted
 def test_best_bm25_rows_is_the_full_sort_whichever_way_it_goes(passages, rows, n, seed):
     """Choosing between a sort of every row and the postings never changes the rows found."""
