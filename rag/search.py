@@ -122,15 +122,9 @@ class Searcher:
         chosen = select_spans((int(cand.rows[i]) for i in order), _SourceNames(ix.passages), _Sentences(ix.passages), k)
         source_ids = np.asarray(ix.passages.source_index)[cand.rows[cand.sentence_owner]]
         ranked = ranked_by_source(source_ids, scores)
-        # hits and each source's candidate statements are judged in one pass: the features and
-        # support of a row depend on that row alone
-        hit_at, hit_sentences, hit_owner, hit_marked = self._hit_sentences(chosen, cand, scores)
         said = np.array([j for order in ranked.values() for j in order], dtype=np.int64)  # each source's few best
+        hit_at, hit_marked, features, support, found = self._judge(ix, cand, terms, weights, scores, gap, chosen, said)
         n = len(chosen)
-        features, found = self._features(
-            terms, cand, np.concatenate([hit_sentences, said]), np.concatenate([hit_owner, n + np.arange(len(said))]),
-            n + len(said), np.concatenate([hit_marked, said]), np.concatenate([gap[hit_at], np.zeros(len(said))]), ix, weights)
-        support = self.abstention.support(features)
         hits = self._hits(ix, chosen, cand, fused, hit_at, hit_marked, features[:n], support[:n])
         missing = missing_words(terms, found[:n].any(axis=0))
         best_support = max((h.support for h in hits), default=0.0)
@@ -169,6 +163,20 @@ class Searcher:
             missing_name=name_missing(terms, found),
         )
         return features, found
+
+    def _judge(self, ix: Index, cand: Candidates, terms: QueryTerms, weights: QueryWeights, scores: np.ndarray,
+               gap: np.ndarray, chosen: Sequence[tuple[int, int, int]],
+               said: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        """The chosen hits' candidate and marked sentence, then the features, support and known
+        question terms present of the hits followed by the candidate statements `said` (one
+        sentence each, as if marked in a top hit), in one pass: a row's features and support
+        depend on that row alone."""
+        at, sentences, owner, marked = self._hit_sentences(chosen, cand, scores)
+        n = len(chosen)
+        features, found = self._features(
+            terms, cand, np.concatenate([sentences, said]), np.concatenate([owner, n + np.arange(len(said))]),
+            n + len(said), np.concatenate([marked, said]), np.concatenate([gap[at], np.zeros(len(said))]), ix, weights)
+        return at, marked, features, self.abstention.support(features), found
 
     @staticmethod
     def _hit_sentences(chosen: Sequence[tuple[int, int, int]], cand: Candidates,
