@@ -55,8 +55,9 @@ def main(argv: list[str] | None = None) -> int:
     from rag.serve import current_name, ensure_at, ensure_index, open_backend, open_backend_at, question_encoder
     from rag.server import build_app, serve
     from rag.store import inspect_index
-    from rag.webui import AppState, build_ui
+    from rag.webui import AppState, build_ui, import_in_background
 
+    gradio = import_in_background("gradio")  # beside opening the index and the encoder
     try:
         where = location(args.index, args.store, args.collection)
         if where.milvus is not None:
@@ -71,6 +72,7 @@ def main(argv: list[str] | None = None) -> int:
                 raise RagError(state.message)
             encoder = MicroBatchEncoder(question_encoder(state.generation, state.manifest.model, loaded))
             app_state = AppState(lambda: open_backend(args.index, encoder), lambda: current_name(args.index), log=log)
+        gradio.join()
         app = build_app(app_state, build_ui(app_state))
     except RagError as exc:
         log(f"error: {exc}")

@@ -374,6 +374,24 @@ def ask_html(state: AppState, question: str, k: Any, sources: Sequence[str] | No
     return render_answer(answer, backend.texts)
 
 
+def import_in_background(module: str) -> threading.Thread:
+    """Start importing `module` on a thread and return it. The app imports Gradio this way
+    while it opens the index and the encoder (Gradio's import is most of its start; docs/speed.md,
+    "Queries and cold start"). A failed import is left to the caller's own import of the module,
+    which raises it on the main thread as usual; the thread itself never raises."""
+    import importlib
+
+    def load() -> None:
+        try:
+            importlib.import_module(module)
+        except Exception:  # noqa: BLE001 (raised again by the caller's own import)
+            pass
+
+    thread = threading.Thread(target=load, name=f"import-{module}", daemon=True)
+    thread.start()
+    return thread
+
+
 def build_ui(state: AppState) -> Any:
     """The Gradio Blocks app."""
     import gradio as gr

@@ -172,3 +172,29 @@ def test_quote_is_the_best_supported_sentence_verbatim():
     page = render_answer(Answer("q", True, (best,), 0.9, 0.1), {})
     assert '<blockquote class="rag-quote"><q>The supporting one.</q>' in page and "characters 16–35" in page
     assert "rag-quote" not in render_answer(Answer("q", False, (best,), 0.9, 0.95), {})  # not an answer: no quote
+
+
+def test_import_in_background_loads_the_module_and_leaves_failures_to_the_caller(tmp_path, monkeypatch):
+    import importlib
+    import sys
+    import threading
+
+    (tmp_path / "rag_probe_module.py").write_text("import threading\nLOADED_ON = threading.current_thread().name\n")
+    (tmp_path / "rag_broken_module.py").write_text("raise ImportError('broken on purpose')\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    hooked: list[object] = []
+    monkeypatch.setattr(threading, "excepthook", hooked.append)
+    for name in ("rag_probe_module", "rag_broken_module"):
+        monkeypatch.delitem(sys.modules, name, raising=False)
+
+    from rag.webui import import_in_background
+
+    loading = import_in_background("rag_probe_module")
+    loading.join(30)
+    assert not loading.is_alive()
+    assert sys.modules["rag_probe_module"].LOADED_ON == loading.name != threading.current_thread().name
+    broken = import_in_background("rag_broken_module")
+    broken.join(30)
+    assert hooked == []  # nothing raised on the thread, so no traceback printed
+    with pytest.raises(ImportError, match="broken on purpose"):
+        importlib.import_module("rag_broken_module")
