@@ -35,8 +35,9 @@ PRECISIONS = ("int8", "fp32")
 # How a copy at each precision is made (export, smoothing, quantization). Recorded in the copy,
 # part of the key of every kept copy and cached evaluation index, and an index whose copy was
 # made by another recipe is rebuilt in full at its next update (rag.build.full_rebuild_reason).
-# 1: as exported (and quantized); int8 2: smoothed first.
-RECIPES = {"fp32": 1, "int8": 2}
+# 1: as exported (and quantized); int8 2: smoothed first; int8 3: smoothed, and exported for one
+# text per run, without the attention-mask input (the same vectors as 2, fewer operations).
+RECIPES = {"fp32": 1, "int8": 3}
 # int8: share of each channel's activation range moved into the weights before quantizing
 # (SmoothQuant's alpha). Chosen on fidelity to the fp32 copy over SQuAD v1.1's tuning articles
 # (0.5 to 0.85 alike; docs/speed.md, "int8", and benchmarks/int8_fidelity.py).
@@ -132,7 +133,10 @@ def export_onnx(model: Any, folder: Path, precision: str = DEFAULT_PRECISION, sm
     int8: the transformer smoothed with alpha `smooth` (see `smoothed`; None: not smoothed; the
     same function, checked to the same TOLERANCE), its weights then quantized per channel
     (onnxruntime's dynamic int8 quantization), checked to stay within INT8_MIN_COSINE of the
-    model's vectors.
+    model's vectors. A smoothed int8 copy only ever runs one unpadded text at a time (dynamic
+    scales are set per run), so it is exported with the token ids as its only input: the mask
+    would always say "every token" and the segment ids always be 0, and their operations are
+    left out of the graph.
     Raises ExportUnavailable when the export cannot be made or does not reproduce the model.
     """
     if precision not in PRECISIONS:
@@ -151,10 +155,12 @@ def export_onnx(model: Any, folder: Path, precision: str = DEFAULT_PRECISION, sm
     if backend is None:
         raise ExportUnavailable("the tokenizer has no fast (tokenizers) version")
     inputs = [n for n in ("input_ids", "attention_mask", "token_type_ids") if n in tokenizer.model_input_names]
+    single = precision == "int8" and smooth is not None and "input_ids" in inputs  # one text per run
+    fed = ["input_ids"] if single else inputs  # the graph's inputs
     config = {
         "pooling": mode,
         "normalize": normalized,
-        "inputs": inputs,
+        "inputs": fed,
         "max_seq_length": int(model.max_seq_length),
         "pad_id": int(tokenizer.pad_token_id or 0),
         "pad_token": str(tokenizer.pad_token or "[PAD]"),
@@ -176,19 +182,23 @@ def export_onnx(model: Any, folder: Path, precision: str = DEFAULT_PRECISION, sm
             self.inner = transformer
 
         def forward(self, *tensors: Any) -> Any:
-            return self.inner(**dict(zip(inputs, tensors))).last_hidden_state
+            named = dict(zip(fed, tensors))
+            if single and "token_type_ids" in inputs:  # no mask: every token is attended to
+                named["token_type_ids"] = torch.zeros_like(tensors[0])
+            return self.inner(**named).last_hidden_state
 
-    sample = tokenizer(["a padded example", "a longer example sentence for tracing"], padding=True, return_tensors="pt")
-    axes = {name: {0: "batch", 1: "tokens"} for name in [*inputs, "token_embeddings"]}
+    traced = ["a longer example sentence for tracing"] if single else ["a padded example", "a longer example sentence for tracing"]
+    sample = tokenizer(traced, padding=True, return_tensors="pt")
+    axes = {name: {0: "batch", 1: "tokens"} for name in [*fed, "token_embeddings"]}
     try:
         with warnings.catch_warnings(), torch.no_grad():
             warnings.simplefilter("ignore")
             torch.onnx.export(
                 LastHidden().eval(),
-                tuple(sample[n] for n in inputs),
+                tuple(sample[n] for n in fed),
                 str(folder / "model.onnx"),
                 dynamo=False,
-                input_names=inputs,
+                input_names=fed,
                 output_names=["token_embeddings"],
                 dynamic_axes=axes,
                 opset_version=OPSET,
@@ -323,6 +333,9 @@ class OnnxEncoder:
         self.dimension = int(config["dimension"])
         self.max_seq_length = int(config["max_seq_length"])
         self._pooling, self._inputs = config["pooling"], list(config["inputs"])
+        # int8: scales are set per run, so one text per run keeps each vector a function of its
+        # own text; a copy without a mask input cannot run a padded batch at all
+        self.one_per_run = self.precision == "int8" or "attention_mask" not in self._inputs
         self._spec = (folder / "tokenizer.json").read_text(encoding="utf-8")
         self._tokenizer = Tokenizer.from_str(self._spec)
         self._tokenizer.enable_truncation(max_length=self.max_seq_length)
@@ -362,6 +375,8 @@ class OnnxEncoder:
 
     def _run(self, texts: Sequence[str], session: Any = None) -> tuple[np.ndarray, np.ndarray, list[Any]]:
         """(token embeddings, attention mask, encodings) of one padded batch."""
+        if len(texts) > 1 and self.one_per_run:
+            raise ValueError(f"this {self.precision} copy runs one text at a time, got {len(texts)}")
         # one text (every passage, every int8 question) without the batch call's hand-off to
         # the tokenizer's thread pool, which cost more than tokenizing it
         encodings = [self._tokenizer.encode(texts[0])] if len(texts) == 1 else self._tokenizer.encode_batch(list(texts))
@@ -380,8 +395,7 @@ class OnnxEncoder:
         """(n, dimension) float32 unit rows, as sentence-transformers would give them."""
         if not texts:
             return np.zeros((0, self.dimension), np.float32)
-        if self.precision == "int8":  # int8 scales are set per run: one text per run keeps each
-            # vector a function of its own text, whatever else is asked with it
+        if self.one_per_run:
             return normalize_rows(np.concatenate([self._pool(*self._run([t])[:2]) for t in texts]))
         tokens, mask, _ = self._run(texts)
         return normalize_rows(self._pool(tokens, mask))

@@ -78,7 +78,10 @@ def test_the_build_exports_a_verified_copy(seed_index: Path, fp32_index: Path):
     int8 = read_manifest(seed_index).onnx
     assert int8["min_cosine"] >= INT8_MIN_COSINE
     assert int8["smoothing"] == {"alpha": SMOOTH_ALPHA, "layers": 6, "calibration_texts": len(CALIBRATION)}
-    assert (int8["recipe"], read_manifest(fp32_index).onnx["recipe"]) == (RECIPES["int8"], RECIPES["fp32"]) == (2, 1)
+    assert (int8["recipe"], read_manifest(fp32_index).onnx["recipe"]) == (RECIPES["int8"], RECIPES["fp32"]) == (3, 1)
+    # int8 runs one unpadded text at a time: token ids are its only input; fp32 takes padded batches
+    assert int8["inputs"] == ["input_ids"]
+    assert read_manifest(fp32_index).onnx["inputs"] == ["input_ids", "attention_mask", "token_type_ids"]
     assert "smoothing" not in read_manifest(fp32_index).onnx
     fp32_bytes = (current_generation(fp32_index) / ONNX_DIR / "model.onnx").stat().st_size
     assert (current_generation(seed_index) / ONNX_DIR / "model.onnx").stat().st_size < fp32_bytes / 3  # int8 weights
@@ -273,6 +276,8 @@ def test_int8_vectors_do_not_depend_on_what_is_encoded_beside_them(int8_encoder)
     assert np.array_equal(alone[0][0], beside[0][1]) and np.array_equal(alone[1][0], beside[1][1])
     assert np.array_equal(int8_encoder.encode_queries([short])[0], int8_encoder.encode_queries([long, short])[1])
     assert np.abs(int8_encoder.encode_queries([short])[0] - alone[0][0]).max() < 1e-5  # questions and passages alike
+    with pytest.raises(ValueError, match="one text at a time"):  # a copy without a mask input never pads
+        int8_encoder._run([short, long])
 
 
 @pytest.mark.model
