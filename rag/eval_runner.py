@@ -299,8 +299,46 @@ def beir_cache_dir(cache: Path, corpus_sha256: str, model: str, chunking: Chunki
     over the same corpus (a split of a benchmark) share it, with any calibration stored in it."""
     from .onnx_encoder import recipe_key
 
-    key = json.dumps([corpus_sha256, model, chunking.to_dict(), FORMAT_VERSION, precision, *recipe_key(precision)], sort_keys=True)
+    r = cache_record(corpus_sha256, model, chunking, precision)  # the folder records what its name hashes
+    key = json.dumps([r["corpus_sha256"], r["model"], r["chunking"], r["format"], r["precision"], *recipe_key(precision)],
+                     sort_keys=True)
     return cache / f"corpus-{hashlib.sha256(key.encode()).hexdigest()[:12]}"
+
+
+CACHE_RECORD = "cache.json"  # in each cached evaluation index: what its key was made of
+
+
+def cache_record(corpus_sha256: str, model: str, chunking: ChunkingConfig, precision: str) -> dict[str, Any]:
+    """What a cached evaluation index was built from and by (`beir_cache_dir` hashes the same)."""
+    from .onnx_encoder import current_recipe
+
+    return {"corpus_sha256": corpus_sha256, "model": model, "chunking": chunking.to_dict(), "precision": precision,
+            "format": FORMAT_VERSION, "recipe": current_recipe(precision)}
+
+
+def prune_superseded(cache: Path, record: dict[str, Any], log: Callable[[str], None]) -> None:
+    """Remove the cached evaluation indexes of the same corpus, model, chunking and precision
+    that an older index format or model-copy recipe made: today's code never reads them again,
+    and each holds a whole index. Folders without a record (or with a newer one, from a newer
+    checkout sharing the cache) are left alone."""
+    import shutil
+
+    same = ("corpus_sha256", "model", "chunking", "precision")
+    for folder in sorted(cache.glob("corpus-*")):
+        try:
+            other = json.loads((folder / CACHE_RECORD).read_text("utf-8"))
+        except (OSError, ValueError):
+            continue
+        if not isinstance(other, dict) or any(other.get(k) != record[k] for k in same):
+            continue
+        made = (other.get("format"), other.get("recipe"))
+        if not all(isinstance(v, int) for v in made) or made == (record["format"], record["recipe"]):
+            continue
+        if made[0] <= record["format"] and made[1] <= record["recipe"]:
+            size = sum(p.stat().st_size for p in folder.rglob("*") if p.is_file()) / 1e6
+            shutil.rmtree(folder, ignore_errors=True)
+            log(f"removed {folder} ({size:.0f} MB): the same corpus indexed by format {made[0]}, "
+                f"recipe {made[1]}; today's are {record['format']} and {record['recipe']}")
 
 
 def beir_index(folder: Path, data: BeirSet, cache: Path, log: Callable[[str], None], model: str | None = None,
@@ -328,6 +366,10 @@ def beir_index(folder: Path, data: BeirSet, cache: Path, log: Callable[[str], No
         report = build_index(folder, index_dir, builder, progress=True, documents=docs, from_files=False, precision=precision)
         log(f"indexed into {report.passages} passages in {report.seconds:.0f} s")
         encoder = encoder or builder
+    record = cache_record(data.corpus_sha256, name, ChunkingConfig(), precision)
+    if not (index_dir / CACHE_RECORD).is_file():
+        (index_dir / CACHE_RECORD).write_text(json.dumps(record), encoding="utf-8")
+    prune_superseded(cache, record, log)
     manifest = read_manifest(index_dir)
     generation = inspect_index(index_dir).generation
     assert generation is not None

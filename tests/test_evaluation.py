@@ -204,6 +204,42 @@ def test_beir_folder(tmp_path: Path, fake_encoder):
     assert fake_encoder.passage_calls == calls + 1  # a changed corpus is indexed again
 
 
+def test_superseded_evaluation_indexes_are_removed(tmp_path: Path, fake_encoder):
+    """A cached evaluation index records what made it; one of the same corpus, model, chunking
+    and precision made by an older format or recipe is removed, and nothing else is."""
+    from rag.eval_runner import CACHE_RECORD, cache_record
+    from rag.onnx_encoder import DEFAULT_PRECISION
+    from rag.types import ChunkingConfig
+
+    folder = make_beir(tmp_path / "mini")
+    cache = tmp_path / "cache"
+    eval_beir(folder, cache, EvalOptions(k=10, modes=("hybrid",)), [].append, encoder=fake_encoder)
+    (today,) = cache.glob("corpus-*")
+    record = json.loads((today / CACHE_RECORD).read_text())
+    assert record == cache_record(load_beir(folder).corpus_sha256, fake_encoder.name, ChunkingConfig(), DEFAULT_PRECISION)
+
+    def plant(name: str, **changes: object) -> Path:
+        planted = cache / f"corpus-{name}"
+        (planted / "gen-x").mkdir(parents=True)
+        (planted / "gen-x" / "vectors.npy").write_bytes(b"0" * 1000)
+        if changes.get("record", True):
+            (planted / CACHE_RECORD).write_text(json.dumps({**record, **changes}))
+        return planted
+
+    older_recipe = plant("a", recipe=record["recipe"] - 1)
+    older_format = plant("b", format=record["format"] - 1)
+    newer_recipe = plant("c", recipe=record["recipe"] + 1)  # a newer checkout sharing the cache
+    other_corpus = plant("d", corpus_sha256="another", recipe=record["recipe"] - 1)
+    other_precision = plant("e", precision="fp32" if record["precision"] == "int8" else "int8", recipe=0)
+    unrecorded = plant("f", record=False)
+    logs: list[str] = []
+    eval_beir(folder, cache, EvalOptions(k=10, modes=("hybrid",)), logs.append, encoder=fake_encoder)
+    assert not older_recipe.exists() and not older_format.exists()
+    assert all(p.exists() for p in (today, newer_recipe, other_corpus, other_precision, unrecorded))
+    removed = [line for line in logs if line.startswith("removed")]
+    assert len(removed) == 2 and all("recipe" in line and "MB" in line for line in removed)
+
+
 def test_beir_answerable_field_and_calibration(tmp_path: Path, fake_encoder):
     folder = make_beir(tmp_path / "mini")
     queries = [json.loads(line) for line in (folder / "queries.jsonl").read_text().splitlines()]
