@@ -36,12 +36,20 @@ PRECISIONS = ("int8", "fp32")
 # part of the key of every kept copy and cached evaluation index, and an index whose copy was
 # made by another recipe is rebuilt in full at its next update (rag.build.full_rebuild_reason).
 # 1: as exported (and quantized); int8 2: smoothed first; int8 3: smoothed, and exported for one
-# text per run, without the attention-mask input (the same vectors as 2, fewer operations).
-RECIPES = {"fp32": 1, "int8": 3}
+# text per run, without the attention-mask input (the same vectors as 2, fewer operations);
+# int8 4: as 3, with the feed-forward outlier channels split off and kept in fp32.
+RECIPES = {"fp32": 1, "int8": 4}
 # int8: share of each channel's activation range moved into the weights before quantizing
 # (SmoothQuant's alpha). Chosen on fidelity to the fp32 copy over SQuAD v1.1's tuning articles
 # (0.5 to 0.85 alike; docs/speed.md, "int8", and benchmarks/int8_fidelity.py).
 SMOOTH_ALPHA = 0.75
+# int8: a feed-forward channel whose peak over CALIBRATION is at least this many times the
+# 99th percentile of its layer's channel peaks is an outlier, computed in fp32 beside the int8
+# product (at most OUTLIER_MAX a layer). MiniLM's layers 0-3 have one or two, 4.3-5.8 times
+# their layer's 99th percentile; no other channel of any layer reaches 1.9 times it, so any ratio
+# from 1.9 to 4.2 picks the same five (docs/speed.md, "int8").
+OUTLIER_RATIO = 3.0
+OUTLIER_MAX = 8
 # Fixed text whose activations set the smoothing: generic sentences and questions, none from
 # an evaluation set nor the export's own PROBES (BERT's outlier channels are the model's, not
 # the text's).
@@ -126,12 +134,15 @@ def pooling_of(model: Any) -> tuple[str, bool]:
     return mode, len(kinds) == 3
 
 
-def export_onnx(model: Any, folder: Path, precision: str = DEFAULT_PRECISION, smooth: float | None = SMOOTH_ALPHA) -> dict[str, Any]:
+def export_onnx(model: Any, folder: Path, precision: str = DEFAULT_PRECISION, smooth: float | None = SMOOTH_ALPHA,
+                split: bool = True) -> dict[str, Any]:
     """Write `folder` (model.onnx, tokenizer.json, config.json) from a loaded SentenceTransformer.
 
     fp32: the transformer as exported, checked to reproduce the model's vectors to TOLERANCE.
-    int8: the transformer smoothed with alpha `smooth` (see `smoothed`; None: not smoothed; the
-    same function, checked to the same TOLERANCE), its weights then quantized per channel
+    int8: the transformer smoothed with alpha `smooth` and its feed-forward outlier channels
+    split off (see `smoothed` and `split_outliers`; smooth None: neither, split False: no split,
+    both for comparisons; the same function, checked to the same TOLERANCE), its weights then
+    quantized per channel, the outliers' excepted
     (onnxruntime's dynamic int8 quantization), checked to stay within INT8_MIN_COSINE of the
     model's vectors. A smoothed int8 copy only ever runs one unpadded text at a time (dynamic
     scales are set per run), so it is exported with the token ids as its only input: the mask
@@ -144,7 +155,7 @@ def export_onnx(model: Any, folder: Path, precision: str = DEFAULT_PRECISION, sm
     if smooth is not None and not 0 < smooth <= 1:
         raise ValueError(f"smooth must be None or in (0, 1], got {smooth!r}")
     try:
-        import onnx  # noqa: F401  (torch's exporter needs it)
+        import onnx  # torch's exporter needs it; the int8 export reads node names
         import onnxruntime  # noqa: F401
         import torch
     except ImportError as exc:
@@ -174,6 +185,9 @@ def export_onnx(model: Any, folder: Path, precision: str = DEFAULT_PRECISION, sm
     if precision == "int8" and smooth is not None:
         transformer, config["smoothing"] = smoothed(transformer, tokenizer, CALIBRATION, inputs,
                                                     int(model.max_seq_length), smooth)
+        if split:
+            transformer, config["outliers"] = split_outliers(transformer, tokenizer, CALIBRATION, inputs,
+                                                             int(model.max_seq_length))
     config["recipe"] = current_recipe(precision) if smooth is not None else 1
 
     class LastHidden(torch.nn.Module):
@@ -222,7 +236,9 @@ def export_onnx(model: Any, folder: Path, precision: str = DEFAULT_PRECISION, sm
         os.replace(folder / "model.onnx", fp32)
         with warnings.catch_warnings(), _root_logging_kept():
             warnings.simplefilter("ignore")
-            quantize_dynamic(str(fp32), str(folder / "model.onnx"), weight_type=QuantType.QInt8, per_channel=True)
+            kept = [n.name for n in onnx.load(str(fp32)).graph.node if "/outlier_" in n.name]  # split_outliers'
+            quantize_dynamic(str(fp32), str(folder / "model.onnx"), weight_type=QuantType.QInt8, per_channel=True,
+                             nodes_to_exclude=kept)
         fp32.unlink()
         quantized = OnnxEncoder(folder, name="probe")
         got = np.concatenate([quantized.encode_queries(probes), *(quantized.encode_queries([p]) for p in probes)])
@@ -261,24 +277,11 @@ def smoothed(transformer: Any, tokenizer: Any, texts: Sequence[str], inputs: Seq
     if layers is None or not len(layers) or any(parts(layer) is None for layer in layers):
         return transformer, None
     model = copy.deepcopy(transformer).eval()
-    peaks: dict[tuple[int, str], torch.Tensor] = {}
-
-    def watch(key: tuple[int, str]) -> Any:
-        def hook(_module: Any, args: tuple[Any, ...], _output: Any) -> None:
-            peak = args[0].detach().abs().reshape(-1, args[0].shape[-1]).amax(dim=0)
-            peaks[key] = torch.maximum(peaks[key], peak) if key in peaks else peak
-        return hook
-
-    hooks = []
+    watched = {}
     for i, layer in enumerate(model.encoder.layer):
         query, _, _, ffn = parts(layer)  # type: ignore[misc]  (checked above)
-        hooks += [query.register_forward_hook(watch((i, "attention"))), ffn.register_forward_hook(watch((i, "ffn")))]
-    with torch.no_grad():
-        for text in texts:
-            encoded = tokenizer([text], truncation=True, max_length=max_length, return_tensors="pt")
-            model(**{n: encoded[n] for n in inputs if n in encoded})
-    for hook in hooks:
-        hook.remove()
+        watched[(i, "attention")], watched[(i, "ffn")] = query, ffn
+    peaks = input_peaks(model, tokenizer, texts, inputs, max_length, watched)
 
     class Scaled(torch.nn.Module):
         """`inner(x / s, ...)`, the division written as a product, done once for every weight
@@ -304,6 +307,113 @@ def smoothed(transformer: Any, tokenizer: Any, texts: Sequence[str], inputs: Seq
                     m.weight.mul_(s[None, :])
                 setattr(owner, name, Scaled(getattr(owner, name), s))
     return model, {"alpha": alpha, "layers": len(model.encoder.layer), "calibration_texts": len(texts)}
+
+
+def input_peaks(model: Any, tokenizer: Any, texts: Sequence[str], inputs: Sequence[str], max_length: int,
+                watched: dict[Any, Any]) -> dict[Any, Any]:
+    """Per key of `watched` (key -> module), the largest |value| of each channel of the module's
+    input over `texts`, each run alone and cut at `max_length` tokens, as the model cuts them."""
+    import torch
+
+    peaks: dict[Any, torch.Tensor] = {}
+
+    def watch(key: Any) -> Any:
+        def hook(_module: Any, args: tuple[Any, ...], _output: Any) -> None:
+            peak = args[0].detach().abs().reshape(-1, args[0].shape[-1]).amax(dim=0)
+            peaks[key] = torch.maximum(peaks[key], peak) if key in peaks else peak
+        return hook
+
+    hooks = [module.register_forward_hook(watch(key)) for key, module in watched.items()]
+    try:
+        with torch.no_grad():
+            for text in texts:
+                encoded = tokenizer([text], truncation=True, max_length=max_length, return_tensors="pt")
+                model(**{n: encoded[n] for n in inputs if n in encoded})
+    finally:
+        for hook in hooks:
+            hook.remove()
+    return peaks
+
+
+def split_outliers(transformer: Any, tokenizer: Any, texts: Sequence[str], inputs: Sequence[str], max_length: int,
+                   ratio: float = OUTLIER_RATIO, most: int = OUTLIER_MAX) -> tuple[Any, dict[str, Any] | None]:
+    """A copy of a BERT-style transformer computing the same function, each layer's feed-forward
+    outlier channels taken out of its int8 path (LLM.int8()'s decomposition, at export time).
+
+    The second feed-forward product reads the activation's output, and in the first layers one
+    or two of its channels run 5-6 times higher than every other (BERT's outlier dimensions,
+    not the text's). Dynamic int8 quantization gives the whole matrix one scale, so those few
+    channels coarsen all the others, and smoothing cannot move them into the weights (they come
+    out of the activation, not out of a product). Here the first product of the layer loses the
+    outlier rows and the second their columns; the outliers are computed in `outlier_up` and
+    `outlier_down` from the layer's feed-forward input and added to it before the layer norm
+    (BertOutput computes norm(dense(h) + input)). The export leaves products named `outlier_`
+    in fp32. An outlier: a channel whose peak over `texts` is at least `ratio` times the 99th
+    percentile of the layer's channel peaks (the `most` highest). Returns (copy, what was
+    done), or the transformer itself and None when it is not laid out as BERT's or has no
+    outlier."""
+    import copy
+
+    import torch
+
+    layers = getattr(getattr(transformer, "encoder", None), "layer", None)
+    linear = torch.nn.Linear
+
+    def parts(layer: Any) -> tuple[Any, Any] | None:
+        up = getattr(getattr(layer, "intermediate", None), "dense", None)
+        down = getattr(getattr(layer, "output", None), "dense", None)
+        up = getattr(up, "inner", up)  # smoothed: the product inside the input's scaling
+        return (up, down) if isinstance(up, linear) and isinstance(down, linear) else None
+
+    if layers is None or not len(layers) or any(parts(layer) is None for layer in layers):
+        return transformer, None
+    peaks = input_peaks(transformer, tokenizer, texts, inputs, max_length,
+                        {i: parts(layer)[1] for i, layer in enumerate(layers)})  # type: ignore[index]
+    chosen = []
+    for i in range(len(layers)):
+        floor = ratio * float(torch.quantile(peaks[i], 0.99))
+        top = torch.argsort(peaks[i], descending=True)[:most]
+        chosen.append(sorted(int(c) for c in top if float(peaks[i][c]) >= floor))
+    if not any(chosen):
+        return transformer, None
+
+    class WithOutliers(torch.nn.Module):
+        """`output(h, x + outlier_down(act(outlier_up(x))))`: the layer's output block, with
+        the outlier channels' share of the second product added to its residual input."""
+
+        def __init__(self, output: Any, up: Any, act: Any, down: Any) -> None:
+            super().__init__()
+            self.output, self.outlier_up, self.act, self.outlier_down = output, up, act, down
+
+        def forward(self, hidden: Any, input_tensor: Any) -> Any:
+            return self.output(hidden, input_tensor + self.outlier_down(self.act(self.outlier_up(input_tensor))))
+
+    model = copy.deepcopy(transformer).eval()
+    with torch.no_grad():
+        for layer, channels in zip(model.encoder.layer, chosen):
+            if not channels:
+                continue
+            up, down = parts(layer)  # type: ignore[misc]
+            outer = layer.intermediate.dense
+            scale = outer.inverse if outer is not up else torch.ones(up.in_features)  # smoothed: read x / s
+            keep = torch.tensor([c for c in range(up.out_features) if c not in set(channels)])
+            picked = torch.tensor(channels)
+            side_up, side_down = linear(up.in_features, len(channels)), linear(len(channels), down.out_features, bias=False)
+            side_up.weight.copy_(up.weight[picked] * scale[None, :])
+            side_up.bias.copy_(up.bias[picked])
+            side_down.weight.copy_(down.weight[:, picked])
+            narrow_up, narrow_down = linear(up.in_features, len(keep)), linear(len(keep), down.out_features)
+            narrow_up.weight.copy_(up.weight[keep])
+            narrow_up.bias.copy_(up.bias[keep])
+            narrow_down.weight.copy_(down.weight[:, keep])
+            narrow_down.bias.copy_(down.bias)
+            if outer is up:
+                layer.intermediate.dense = narrow_up
+            else:
+                outer.inner = narrow_up
+            layer.output.dense = narrow_down
+            layer.output = WithOutliers(layer.output, side_up, layer.intermediate.intermediate_act_fn, side_down)
+    return model, {"ratio": ratio, "channels": [len(c) for c in chosen], "calibration_texts": len(texts)}
 
 
 def _version(package: str) -> str:

@@ -21,11 +21,13 @@ from rag.onnx_encoder import (
     DEFAULT_PRECISION,
     INT8_ANY_TEXT_COSINE,
     INT8_MIN_COSINE,
+    OUTLIER_RATIO,
     RECIPES,
     SMOOTH_ALPHA,
     ExportUnavailable,
     pooling_of,
     smoothed,
+    split_outliers,
 )
 from rag.store import ONNX_DIR, current_generation, read_manifest
 
@@ -78,11 +80,12 @@ def test_the_build_exports_a_verified_copy(seed_index: Path, fp32_index: Path):
     int8 = read_manifest(seed_index).onnx
     assert int8["min_cosine"] >= INT8_MIN_COSINE
     assert int8["smoothing"] == {"alpha": SMOOTH_ALPHA, "layers": 6, "calibration_texts": len(CALIBRATION)}
-    assert (int8["recipe"], read_manifest(fp32_index).onnx["recipe"]) == (RECIPES["int8"], RECIPES["fp32"]) == (3, 1)
+    assert int8["outliers"] == {"ratio": OUTLIER_RATIO, "channels": [1, 1, 2, 1, 0, 0], "calibration_texts": len(CALIBRATION)}
+    assert (int8["recipe"], read_manifest(fp32_index).onnx["recipe"]) == (RECIPES["int8"], RECIPES["fp32"]) == (4, 1)
     # int8 runs one unpadded text at a time: token ids are its only input; fp32 takes padded batches
     assert int8["inputs"] == ["input_ids"]
     assert read_manifest(fp32_index).onnx["inputs"] == ["input_ids", "attention_mask", "token_type_ids"]
-    assert "smoothing" not in read_manifest(fp32_index).onnx
+    assert "smoothing" not in read_manifest(fp32_index).onnx and "outliers" not in read_manifest(fp32_index).onnx
     fp32_bytes = (current_generation(fp32_index) / ONNX_DIR / "model.onnx").stat().st_size
     assert (current_generation(seed_index) / ONNX_DIR / "model.onnx").stat().st_size < fp32_bytes / 3  # int8 weights
 
@@ -316,22 +319,69 @@ def smoothed_model(real_encoder):
 
 
 @pytest.mark.model
+def test_a_transformer_not_laid_out_as_bert_is_not_smoothed(real_encoder):
+    import torch
+
+    other = torch.nn.Sequential(torch.nn.Linear(4, 4))
+    assert smoothed(other, real_encoder._model.tokenizer, ["a"], ["input_ids"], 256) == (other, None)
+
+
+@pytest.fixture(scope="module")
+def split_model(smoothed_model):
+    """The smoothed model with its feed-forward outlier channels split off, as the int8 export makes it."""
+    model, tokenizer = smoothed_model
+    inputs = list(tokenizer.model_input_names)
+    width = [layer.intermediate.dense.inner.out_features for layer in model.encoder.layer]
+    split, record = split_outliers(model, tokenizer, list(CALIBRATION), inputs, 256)
+    assert split is not model and record == {"ratio": OUTLIER_RATIO, "channels": [1, 1, 2, 1, 0, 0],
+                                             "calibration_texts": len(CALIBRATION)}
+    for layer, n, before in zip(split.encoder.layer, record["channels"], width):
+        # the int8 path loses exactly the outlier channels, the fp32 side path has them all
+        assert layer.intermediate.dense.inner.out_features == before - n
+        if n:
+            assert layer.output.outlier_up.out_features == n == layer.output.outlier_down.in_features
+            assert layer.output.output.dense.in_features == before - n
+        else:
+            assert not hasattr(layer.output, "outlier_up")
+    assert all(layer.intermediate.dense.inner.out_features == before for layer, before in zip(model.encoder.layer, width))
+    return split, tokenizer
+
+
+@pytest.mark.model
+@pytest.mark.parametrize("rewritten", ["smoothed_model", "split_model"])
 @settings(max_examples=10, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(st.lists(st.text(min_size=1, max_size=200), min_size=1, max_size=3))
-def test_smoothing_keeps_the_function(smoothed_model, real_encoder, texts: list[str]):
-    """Scaling a layer's inputs down and its weights up computes the same thing (float error only)."""
-    model, tokenizer = smoothed_model
+def test_the_int8_rewrites_keep_the_function(rewritten: str, request, real_encoder, texts: list[str]):
+    """Scaling a layer's inputs down and its weights up, and computing the outlier channels
+    beside the rest and adding them back, give the model's output (float error only)."""
+    model, tokenizer = request.getfixturevalue(rewritten)
     plain = real_encoder._model[0].auto_model
     for got, expected in zip(_last_hidden(model, tokenizer, texts), _last_hidden(plain, tokenizer, texts)):
         assert np.abs(got - expected).max() <= 1e-3 * max(1.0, float(np.abs(expected).max()))
 
 
 @pytest.mark.model
-def test_a_transformer_not_laid_out_as_bert_is_not_smoothed(real_encoder):
+def test_without_outliers_or_bert_layers_nothing_is_split(real_encoder):
     import torch
 
+    tokenizer = real_encoder._model.tokenizer
+    plain = real_encoder._model[0].auto_model
+    inputs = list(tokenizer.model_input_names)
+    assert split_outliers(plain, tokenizer, ["a"], inputs, 256, ratio=1000.0) == (plain, None)  # no channel that far out
     other = torch.nn.Sequential(torch.nn.Linear(4, 4))
-    assert smoothed(other, real_encoder._model.tokenizer, ["a"], ["input_ids"], 256) == (other, None)
+    assert split_outliers(other, tokenizer, ["a"], ["input_ids"], 256) == (other, None)
+
+
+@pytest.mark.model
+def test_the_int8_copy_keeps_the_outlier_products_in_fp32(seed_index: Path):
+    """The export quantizes every product but the outliers' (they would bring back the wide range
+    they were split off for)."""
+    import onnx
+
+    nodes = onnx.load(str(current_generation(seed_index) / ONNX_DIR / "model.onnx")).graph.node
+    outlier = [n.op_type for n in nodes if "/outlier_" in n.name and "MatMul" in n.name]
+    assert outlier == ["MatMul"] * 8  # up and down in layers 0-3, fp32
+    assert sum(n.op_type == "MatMulInteger" for n in nodes) == 36  # every layer's 6 products, int8
 
 
 def test_a_smoothing_alpha_outside_0_1_is_refused_by_name(tmp_path: Path):
@@ -343,15 +393,18 @@ def test_a_smoothing_alpha_outside_0_1_is_refused_by_name(tmp_path: Path):
 
 
 @pytest.mark.model
-def test_smoothing_brings_int8_closer_to_the_model(tmp_path: Path, int8_encoder, real_encoder):
-    """The shipped int8 copy against the same weights quantized without smoothing, on the seed
-    articles' sentences (never used to set the smoothing): its vectors are nearer the model's."""
+def test_smoothing_and_the_outlier_split_each_bring_int8_closer_to_the_model(tmp_path: Path, int8_encoder, real_encoder):
+    """The shipped int8 copy against the same weights quantized without the outlier split, and
+    without either step, on the seed articles' sentences (never used to set either): each step
+    brings the vectors nearer the model's."""
     from rag.chunking import sentence_units
     from rag.onnx_encoder import OnnxEncoder, export_onnx
     from rag.sources import load_documents
 
-    plain = tmp_path / "plain-int8"
-    assert "smoothing" not in export_onnx(real_encoder._model, plain, "int8", smooth=None)
+    plain, smoothed_only = tmp_path / "plain-int8", tmp_path / "smoothed-int8"
+    record = export_onnx(real_encoder._model, plain, "int8", smooth=None)
+    assert "smoothing" not in record and "outliers" not in record
+    assert "outliers" not in export_onnx(real_encoder._model, smoothed_only, "int8", split=False)
     sentences = [doc.text[a:b] for doc in load_documents(ROOT / "seeds") for seg in doc.segments
                  for a, b in sentence_units(doc.text, seg)][:150]
     expected = real_encoder.encode_queries(sentences)
@@ -359,7 +412,9 @@ def test_smoothing_brings_int8_closer_to_the_model(tmp_path: Path, int8_encoder,
     def error(encoder) -> float:
         return float((1 - (encoder.encode_queries(sentences) * expected).sum(axis=1)).mean())
 
-    assert error(int8_encoder) < 0.8 * error(OnnxEncoder(plain, "plain"))
+    shipped, smoothed_error = error(int8_encoder), error(OnnxEncoder(smoothed_only, "smoothed"))
+    assert smoothed_error < 0.8 * error(OnnxEncoder(plain, "plain"))
+    assert shipped < 0.5 * smoothed_error
 
 
 def test_recipes_key_the_kept_copies_and_evaluation_caches(monkeypatch, tmp_path: Path):
