@@ -39,6 +39,7 @@ PRECISIONS = ("int8", "fp32")
 # text per run, without the attention-mask input (the same vectors as 2, fewer operations);
 # int8 4: as 3, with the feed-forward outlier channels split off and kept in fp32.
 RECIPES = {"fp32": 1, "int8": 4}
+SMOOTHED_ONLY = 3  # the recipe of an int8 copy smoothed but not split (export_onnx(split=False))
 # int8: share of each channel's activation range moved into the weights before quantizing
 # (SmoothQuant's alpha). Chosen on fidelity to the fp32 copy over SQuAD v1.1's tuning articles
 # (0.5 to 0.85 alike; docs/speed.md, "int8", and benchmarks/int8_fidelity.py).
@@ -141,10 +142,9 @@ def export_onnx(model: Any, folder: Path, precision: str = DEFAULT_PRECISION, sm
     fp32: the transformer as exported, checked to reproduce the model's vectors to TOLERANCE.
     int8: the transformer smoothed with alpha `smooth` and its feed-forward outlier channels
     split off (see `smoothed` and `split_outliers`; smooth None: neither, split False: no split,
-    both for comparisons; the same function, checked to the same TOLERANCE), its weights then
-    quantized per channel, the outliers' excepted
-    (onnxruntime's dynamic int8 quantization), checked to stay within INT8_MIN_COSINE of the
-    model's vectors. A smoothed int8 copy only ever runs one unpadded text at a time (dynamic
+    both for comparisons; the same function, checked to the same TOLERANCE), then every weight
+    but the outliers' side products quantized per channel (onnxruntime's dynamic int8
+    quantization), checked to stay within INT8_MIN_COSINE of the model's vectors. A smoothed int8 copy only ever runs one unpadded text at a time (dynamic
     scales are set per run), so it is exported with the token ids as its only input: the mask
     would always say "every token" and the segment ids always be 0, and their operations are
     left out of the graph.
@@ -188,7 +188,9 @@ def export_onnx(model: Any, folder: Path, precision: str = DEFAULT_PRECISION, sm
         if split:
             transformer, config["outliers"] = split_outliers(transformer, tokenizer, CALIBRATION, inputs,
                                                              int(model.max_seq_length))
-    config["recipe"] = current_recipe(precision) if smooth is not None else 1
+    # 1: as exported; an int8 copy smoothed but not split (for comparisons) is what recipe 3 made
+    unsplit = precision == "int8" and not split
+    config["recipe"] = 1 if smooth is None else SMOOTHED_ONLY if unsplit else current_recipe(precision)
 
     class LastHidden(torch.nn.Module):
         def __init__(self) -> None:
@@ -236,7 +238,11 @@ def export_onnx(model: Any, folder: Path, precision: str = DEFAULT_PRECISION, sm
         os.replace(folder / "model.onnx", fp32)
         with warnings.catch_warnings(), _root_logging_kept():
             warnings.simplefilter("ignore")
-            kept = [n.name for n in onnx.load(str(fp32)).graph.node if "/outlier_" in n.name]  # split_outliers'
+            kept = [n.name for n in onnx.load(str(fp32), load_external_data=False).graph.node
+                    if n.op_type == "MatMul" and "/outlier_" in n.name]  # split_outliers' side products
+            split_layers = sum(1 for n in (config.get("outliers") or {}).get("channels", []) if n)
+            if len(kept) != 2 * split_layers:
+                raise ExportUnavailable(f"found {len(kept)} outlier products in the exported graph, expected {2 * split_layers}")
             quantize_dynamic(str(fp32), str(folder / "model.onnx"), weight_type=QuantType.QInt8, per_channel=True,
                              nodes_to_exclude=kept)
         fp32.unlink()
@@ -335,47 +341,85 @@ def input_peaks(model: Any, tokenizer: Any, texts: Sequence[str], inputs: Sequen
     return peaks
 
 
+def outlier_channels(peaks: np.ndarray, ratio: float = OUTLIER_RATIO, most: int = OUTLIER_MAX) -> list[int]:
+    """One layer's outlier channels, ascending: those whose peak is at least `ratio` times the
+    99th percentile of all its channels' peaks (the `most` highest); none when that is 0."""
+    floor = ratio * float(np.quantile(peaks, 0.99))
+    if not floor > 0:
+        return []
+    top = np.argsort(-peaks, kind="stable")[:most]
+    return sorted(int(c) for c in top if peaks[c] >= floor)
+
+
 def split_outliers(transformer: Any, tokenizer: Any, texts: Sequence[str], inputs: Sequence[str], max_length: int,
                    ratio: float = OUTLIER_RATIO, most: int = OUTLIER_MAX) -> tuple[Any, dict[str, Any] | None]:
     """A copy of a BERT-style transformer computing the same function, each layer's feed-forward
     outlier channels taken out of its int8 path (LLM.int8()'s decomposition, at export time).
 
     The second feed-forward product reads the activation's output, and in the first layers one
-    or two of its channels run 5-6 times higher than every other (BERT's outlier dimensions,
-    not the text's). Dynamic int8 quantization gives the whole matrix one scale, so those few
-    channels coarsen all the others, and smoothing cannot move them into the weights (they come
-    out of the activation, not out of a product). Here the first product of the layer loses the
-    outlier rows and the second their columns; the outliers are computed in `outlier_up` and
-    `outlier_down` from the layer's feed-forward input and added to it before the layer norm
-    (BertOutput computes norm(dense(h) + input)). The export leaves products named `outlier_`
-    in fp32. An outlier: a channel whose peak over `texts` is at least `ratio` times the 99th
-    percentile of the layer's channel peaks (the `most` highest). Returns (copy, what was
-    done), or the transformer itself and None when it is not laid out as BERT's or has no
-    outlier."""
+    or two of its channels peak at several times the layer's 99th percentile (BERT's outlier
+    dimensions, not the text's). Dynamic int8 quantization gives the whole matrix one scale, so
+    those few channels coarsen all the others, and smoothing cannot move them into the weights
+    (they come out of the activation, not out of a product). Here the first product of the layer
+    loses the outlier rows and the second their columns; the outliers are computed in
+    `outlier_up` and `outlier_down` from the layer's feed-forward input and added to it before
+    the layer norm (BertOutput computes norm(dense(h) + input)). The export leaves products
+    named `outlier_` in fp32. Outliers: `outlier_channels` of the peaks over `texts`. Returns
+    (copy, what was done), or the transformer itself and None when it is not laid out as
+    BERT's, has no outlier, or the copy does not give its output on `texts` (a layout whose
+    output block's residual is not the feed-forward input, as in pre-norm layers)."""
     import copy
 
     import torch
 
     layers = getattr(getattr(transformer, "encoder", None), "layer", None)
-    linear = torch.nn.Linear
-
-    def parts(layer: Any) -> tuple[Any, Any] | None:
-        up = getattr(getattr(layer, "intermediate", None), "dense", None)
-        down = getattr(getattr(layer, "output", None), "dense", None)
-        up = getattr(up, "inner", up)  # smoothed: the product inside the input's scaling
-        return (up, down) if isinstance(up, linear) and isinstance(down, linear) else None
-
-    if layers is None or not len(layers) or any(parts(layer) is None for layer in layers):
+    if layers is None or not len(layers) or any(_ffn_parts(layer) is None for layer in layers):
         return transformer, None
     peaks = input_peaks(transformer, tokenizer, texts, inputs, max_length,
-                        {i: parts(layer)[1] for i, layer in enumerate(layers)})  # type: ignore[index]
-    chosen = []
-    for i in range(len(layers)):
-        floor = ratio * float(torch.quantile(peaks[i], 0.99))
-        top = torch.argsort(peaks[i], descending=True)[:most]
-        chosen.append(sorted(int(c) for c in top if float(peaks[i][c]) >= floor))
+                        {i: _ffn_parts(layer)[1] for i, layer in enumerate(layers)})  # type: ignore[index]
+    chosen = [outlier_channels(peaks[i].numpy(), ratio, most) for i in range(len(layers))]
     if not any(chosen):
         return transformer, None
+    model = copy.deepcopy(transformer).eval()
+    with torch.no_grad():
+        for layer, channels in zip(model.encoder.layer, chosen):
+            if channels:
+                _split_layer(layer, channels)
+        for text in texts:  # the same function, or no split
+            encoded = tokenizer([text], truncation=True, max_length=max_length, return_tensors="pt")
+            feed = {n: encoded[n] for n in inputs if n in encoded}
+            got, expected = model(**feed).last_hidden_state, transformer(**feed).last_hidden_state
+            if not float((got - expected).abs().max()) <= 1e-3 * max(1.0, float(expected.abs().max())):
+                return transformer, None
+    return model, {"ratio": ratio, "channels": [len(c) for c in chosen], "calibration_texts": len(texts)}
+
+
+def _ffn_parts(layer: Any) -> tuple[Any, Any] | None:
+    """(first, second) feed-forward Linear of a BERT layer (the first inside its smoothing), or None."""
+    import torch
+
+    up = getattr(getattr(layer, "intermediate", None), "dense", None)
+    down = getattr(getattr(layer, "output", None), "dense", None)
+    up = getattr(up, "inner", up)  # smoothed: the product inside the input's scaling
+    linear = torch.nn.Linear
+    return (up, down) if isinstance(up, linear) and isinstance(down, linear) else None
+
+
+def _linear(weight: Any, bias: Any) -> Any:
+    """A Linear holding copies of these weights and bias (None: no bias), on their device and dtype."""
+    import torch
+
+    layer = torch.nn.utils.skip_init(torch.nn.Linear, weight.shape[1], weight.shape[0], bias=bias is not None,
+                                     device=weight.device, dtype=weight.dtype)
+    layer.weight.copy_(weight)
+    if bias is not None:
+        layer.bias.copy_(bias)
+    return layer
+
+
+def _split_layer(layer: Any, channels: Sequence[int]) -> None:
+    """Move `channels` of a BERT layer's feed-forward block to a side path (see `split_outliers`)."""
+    import torch
 
     class WithOutliers(torch.nn.Module):
         """`output(h, x + outlier_down(act(outlier_up(x))))`: the layer's output block, with
@@ -388,32 +432,25 @@ def split_outliers(transformer: Any, tokenizer: Any, texts: Sequence[str], input
         def forward(self, hidden: Any, input_tensor: Any) -> Any:
             return self.output(hidden, input_tensor + self.outlier_down(self.act(self.outlier_up(input_tensor))))
 
-    model = copy.deepcopy(transformer).eval()
-    with torch.no_grad():
-        for layer, channels in zip(model.encoder.layer, chosen):
-            if not channels:
-                continue
-            up, down = parts(layer)  # type: ignore[misc]
-            outer = layer.intermediate.dense
-            scale = outer.inverse if outer is not up else torch.ones(up.in_features)  # smoothed: read x / s
-            keep = torch.tensor([c for c in range(up.out_features) if c not in set(channels)])
-            picked = torch.tensor(channels)
-            side_up, side_down = linear(up.in_features, len(channels)), linear(len(channels), down.out_features, bias=False)
-            side_up.weight.copy_(up.weight[picked] * scale[None, :])
-            side_up.bias.copy_(up.bias[picked])
-            side_down.weight.copy_(down.weight[:, picked])
-            narrow_up, narrow_down = linear(up.in_features, len(keep)), linear(len(keep), down.out_features)
-            narrow_up.weight.copy_(up.weight[keep])
-            narrow_up.bias.copy_(up.bias[keep])
-            narrow_down.weight.copy_(down.weight[:, keep])
-            narrow_down.bias.copy_(down.bias)
-            if outer is up:
-                layer.intermediate.dense = narrow_up
-            else:
-                outer.inner = narrow_up
-            layer.output.dense = narrow_down
-            layer.output = WithOutliers(layer.output, side_up, layer.intermediate.intermediate_act_fn, side_down)
-    return model, {"ratio": ratio, "channels": [len(c) for c in chosen], "calibration_texts": len(texts)}
+    up, down = _ffn_parts(layer)  # type: ignore[misc]
+    outer = layer.intermediate.dense
+    scale = outer.inverse if outer is not up else torch.ones_like(up.weight[0])  # smoothed: read x / s
+    held = set(channels)
+    picked = torch.tensor(list(channels))
+    keep = torch.tensor([c for c in range(up.out_features) if c not in held])
+
+    def part(bias: Any, at: Any) -> Any:
+        return None if bias is None else bias[at]
+
+    side_up = _linear(up.weight[picked] * scale[None, :], part(up.bias, picked))
+    side_down = _linear(down.weight[:, picked], None)
+    narrow_up = _linear(up.weight[keep], part(up.bias, keep))
+    if outer is up:
+        layer.intermediate.dense = narrow_up
+    else:
+        outer.inner = narrow_up
+    layer.output.dense = _linear(down.weight[:, keep], down.bias)
+    layer.output = WithOutliers(layer.output, side_up, layer.intermediate.intermediate_act_fn, side_down)
 
 
 def _version(package: str) -> str:

@@ -31,6 +31,7 @@ from rag.onnx_encoder import (
 )
 from rag.store import ONNX_DIR, current_generation, read_manifest
 
+MINILM_OUTLIERS = [1, 1, 2, 1, 0, 0]  # outlier channels per layer of all-MiniLM-L6-v2 (docs/speed.md, "int8")
 QUESTIONS = [
     "Who claimed responsibility for the attacks in Bamako?",
     "When did the attack on the gendarmerie school happen?",
@@ -80,7 +81,7 @@ def test_the_build_exports_a_verified_copy(seed_index: Path, fp32_index: Path):
     int8 = read_manifest(seed_index).onnx
     assert int8["min_cosine"] >= INT8_MIN_COSINE
     assert int8["smoothing"] == {"alpha": SMOOTH_ALPHA, "layers": 6, "calibration_texts": len(CALIBRATION)}
-    assert int8["outliers"] == {"ratio": OUTLIER_RATIO, "channels": [1, 1, 2, 1, 0, 0], "calibration_texts": len(CALIBRATION)}
+    assert int8["outliers"] == {"ratio": OUTLIER_RATIO, "channels": MINILM_OUTLIERS, "calibration_texts": len(CALIBRATION)}
     assert (int8["recipe"], read_manifest(fp32_index).onnx["recipe"]) == (RECIPES["int8"], RECIPES["fp32"]) == (4, 1)
     # int8 runs one unpadded text at a time: token ids are its only input; fp32 takes padded batches
     assert int8["inputs"] == ["input_ids"]
@@ -326,16 +327,29 @@ def test_a_transformer_not_laid_out_as_bert_is_not_smoothed(real_encoder):
     assert smoothed(other, real_encoder._model.tokenizer, ["a"], ["input_ids"], 256) == (other, None)
 
 
+def _split(model, tokenizer):
+    split, record = split_outliers(model, tokenizer, list(CALIBRATION), list(tokenizer.model_input_names), 256)
+    assert record == {"ratio": OUTLIER_RATIO, "channels": MINILM_OUTLIERS, "calibration_texts": len(CALIBRATION)}
+    return split, tokenizer
+
+
 @pytest.fixture(scope="module")
 def split_model(smoothed_model):
     """The smoothed model with its feed-forward outlier channels split off, as the int8 export makes it."""
-    model, tokenizer = smoothed_model
-    inputs = list(tokenizer.model_input_names)
+    return _split(*smoothed_model)
+
+
+@pytest.fixture(scope="module")
+def plain_split_model(real_encoder):
+    """The model itself (not smoothed) with its outlier channels split off."""
+    return _split(real_encoder._model[0].auto_model, real_encoder._model.tokenizer)
+
+
+@pytest.mark.model
+def test_the_split_moves_exactly_the_outlier_channels(smoothed_model, split_model):
+    model, split = smoothed_model[0], split_model[0]
     width = [layer.intermediate.dense.inner.out_features for layer in model.encoder.layer]
-    split, record = split_outliers(model, tokenizer, list(CALIBRATION), inputs, 256)
-    assert split is not model and record == {"ratio": OUTLIER_RATIO, "channels": [1, 1, 2, 1, 0, 0],
-                                             "calibration_texts": len(CALIBRATION)}
-    for layer, n, before in zip(split.encoder.layer, record["channels"], width):
+    for layer, n, before in zip(split.encoder.layer, MINILM_OUTLIERS, width):
         # the int8 path loses exactly the outlier channels, the fp32 side path has them all
         assert layer.intermediate.dense.inner.out_features == before - n
         if n:
@@ -343,12 +357,26 @@ def split_model(smoothed_model):
             assert layer.output.output.dense.in_features == before - n
         else:
             assert not hasattr(layer.output, "outlier_up")
-    assert all(layer.intermediate.dense.inner.out_features == before for layer, before in zip(model.encoder.layer, width))
-    return split, tokenizer
+    assert width == [1536] * 6 and split is not model  # the smoothed model itself is untouched
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.lists(st.floats(0, 10), min_size=120, max_size=400), st.lists(st.integers(0, 119), max_size=5, unique=True),
+       st.floats(20, 100))
+def test_outliers_are_the_channels_far_above_their_layer(peaks: list[float], spikes: list[int], height: float):
+    from rag.onnx_encoder import outlier_channels
+
+    values = np.array(peaks, dtype=np.float32)
+    values[spikes] = height  # at most 5 of >= 120 channels: the 99th percentile stays among the rest
+    floor = OUTLIER_RATIO * float(np.quantile(values, 0.99))
+    expected = sorted(spikes) if floor > 0 and height >= floor else []
+    assert outlier_channels(values) == expected
+    assert outlier_channels(values, most=1) == ([int(np.argmax(values))] if expected else [])
+    assert outlier_channels(np.zeros(100, np.float32)) == []
 
 
 @pytest.mark.model
-@pytest.mark.parametrize("rewritten", ["smoothed_model", "split_model"])
+@pytest.mark.parametrize("rewritten", ["smoothed_model", "split_model", "plain_split_model"])
 @settings(max_examples=10, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(st.lists(st.text(min_size=1, max_size=200), min_size=1, max_size=3))
 def test_the_int8_rewrites_keep_the_function(rewritten: str, request, real_encoder, texts: list[str]):
@@ -370,6 +398,24 @@ def test_without_outliers_or_bert_layers_nothing_is_split(real_encoder):
     assert split_outliers(plain, tokenizer, ["a"], inputs, 256, ratio=1000.0) == (plain, None)  # no channel that far out
     other = torch.nn.Sequential(torch.nn.Linear(4, 4))
     assert split_outliers(other, tokenizer, ["a"], ["input_ids"], 256) == (other, None)
+
+
+@pytest.mark.model
+def test_a_split_that_changes_the_output_is_not_made(real_encoder, monkeypatch):
+    """A layout where the output block's residual is not the feed-forward input (pre-norm layers)
+    would be computed differently: the split checks the output on its texts and then leaves
+    the transformer as it is."""
+    from rag import onnx_encoder
+
+    real = onnx_encoder._split_layer
+
+    def elsewhere(layer, channels):  # as if the side path read another tensor than the first product
+        real(layer, channels)
+        layer.output.outlier_up.bias.add_(1.0)
+
+    monkeypatch.setattr(onnx_encoder, "_split_layer", elsewhere)
+    plain, tokenizer = real_encoder._model[0].auto_model, real_encoder._model.tokenizer
+    assert split_outliers(plain, tokenizer, list(CALIBRATION), list(tokenizer.model_input_names), 256) == (plain, None)
 
 
 @pytest.mark.model
@@ -404,7 +450,8 @@ def test_smoothing_and_the_outlier_split_each_bring_int8_closer_to_the_model(tmp
     plain, smoothed_only = tmp_path / "plain-int8", tmp_path / "smoothed-int8"
     record = export_onnx(real_encoder._model, plain, "int8", smooth=None)
     assert "smoothing" not in record and "outliers" not in record
-    assert "outliers" not in export_onnx(real_encoder._model, smoothed_only, "int8", split=False)
+    record = export_onnx(real_encoder._model, smoothed_only, "int8", split=False)
+    assert "outliers" not in record and record["recipe"] == 3  # what recipe 3 made
     sentences = [doc.text[a:b] for doc in load_documents(ROOT / "seeds") for seg in doc.segments
                  for a, b in sentence_units(doc.text, seg)][:150]
     expected = real_encoder.encode_queries(sentences)
