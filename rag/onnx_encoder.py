@@ -144,10 +144,10 @@ def export_onnx(model: Any, folder: Path, precision: str = DEFAULT_PRECISION, sm
     split off (see `smoothed` and `split_outliers`; smooth None: neither, split False: no split,
     both for comparisons; the same function, checked to the same TOLERANCE), then every weight
     but the outliers' side products quantized per channel (onnxruntime's dynamic int8
-    quantization), checked to stay within INT8_MIN_COSINE of the model's vectors. A smoothed int8 copy only ever runs one unpadded text at a time (dynamic
-    scales are set per run), so it is exported with the token ids as its only input: the mask
-    would always say "every token" and the segment ids always be 0, and their operations are
-    left out of the graph.
+    quantization), checked to stay within INT8_MIN_COSINE of the model's vectors. A smoothed
+    int8 copy only ever runs one unpadded text at a time (dynamic scales are set per run), so it
+    is exported with the token ids as its only input: the mask would always say "every token"
+    and the segment ids always be 0, and their operations are left out of the graph.
     Raises ExportUnavailable when the export cannot be made or does not reproduce the model.
     """
     if precision not in PRECISIONS:
