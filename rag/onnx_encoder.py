@@ -271,7 +271,6 @@ def smoothed(transformer: Any, tokenizer: Any, texts: Sequence[str], inputs: Seq
 
     import torch
 
-    layers = getattr(getattr(transformer, "encoder", None), "layer", None)
     linear = torch.nn.Linear
 
     def parts(layer: Any) -> tuple[Any, ...] | None:
@@ -280,7 +279,7 @@ def smoothed(transformer: Any, tokenizer: Any, texts: Sequence[str], inputs: Seq
         got = (*found, ffn)
         return got if all(isinstance(m, linear) for m in got) else None
 
-    if layers is None or not len(layers) or any(parts(layer) is None for layer in layers):
+    if _bert_layers(transformer, parts) is None:
         return transformer, None
     model = copy.deepcopy(transformer).eval()
     watched = {}
@@ -331,10 +330,8 @@ def input_peaks(model: Any, tokenizer: Any, texts: Sequence[str], inputs: Sequen
 
     hooks = [module.register_forward_hook(watch(key)) for key, module in watched.items()]
     try:
-        with torch.no_grad():
-            for text in texts:
-                encoded = tokenizer([text], truncation=True, max_length=max_length, return_tensors="pt")
-                model(**{n: encoded[n] for n in inputs if n in encoded})
+        for _ in _each_output(model, tokenizer, texts, inputs, max_length):
+            pass
     finally:
         for hook in hooks:
             hook.remove()
@@ -372,8 +369,8 @@ def split_outliers(transformer: Any, tokenizer: Any, texts: Sequence[str], input
 
     import torch
 
-    layers = getattr(getattr(transformer, "encoder", None), "layer", None)
-    if layers is None or not len(layers) or any(_ffn_parts(layer) is None for layer in layers):
+    layers = _bert_layers(transformer, _ffn_parts)
+    if layers is None:
         return transformer, None
     peaks = input_peaks(transformer, tokenizer, texts, inputs, max_length,
                         {i: _ffn_parts(layer)[1] for i, layer in enumerate(layers)})  # type: ignore[index]
@@ -385,13 +382,30 @@ def split_outliers(transformer: Any, tokenizer: Any, texts: Sequence[str], input
         for layer, channels in zip(model.encoder.layer, chosen):
             if channels:
                 _split_layer(layer, channels)
-        for text in texts:  # the same function, or no split
-            encoded = tokenizer([text], truncation=True, max_length=max_length, return_tensors="pt")
-            feed = {n: encoded[n] for n in inputs if n in encoded}
-            got, expected = model(**feed).last_hidden_state, transformer(**feed).last_hidden_state
-            if not float((got - expected).abs().max()) <= 1e-3 * max(1.0, float(expected.abs().max())):
-                return transformer, None
+    pairs = zip(_each_output(model, tokenizer, texts, inputs, max_length),
+                _each_output(transformer, tokenizer, texts, inputs, max_length))
+    for got, expected in pairs:  # the same function, or no split
+        if not float((got - expected).abs().max()) <= 1e-3 * max(1.0, float(expected.abs().max())):
+            return transformer, None
     return model, {"ratio": ratio, "channels": [len(c) for c in chosen], "calibration_texts": len(texts)}
+
+
+def _bert_layers(transformer: Any, parts: Any) -> Any:
+    """The transformer's layers when it has some and `parts(layer)` finds what it needs in each, else None."""
+    layers = getattr(getattr(transformer, "encoder", None), "layer", None)
+    if layers is None or not len(layers) or any(parts(layer) is None for layer in layers):
+        return None
+    return layers
+
+
+def _each_output(model: Any, tokenizer: Any, texts: Sequence[str], inputs: Sequence[str], max_length: int) -> Iterator[Any]:
+    """The last hidden state of each text, run alone and cut at `max_length` tokens, as the model cuts them."""
+    import torch
+
+    with torch.no_grad():
+        for text in texts:
+            encoded = tokenizer([text], truncation=True, max_length=max_length, return_tensors="pt")
+            yield model(**{n: encoded[n] for n in inputs if n in encoded}).last_hidden_state
 
 
 def _ffn_parts(layer: Any) -> tuple[Any, Any] | None:
