@@ -11,7 +11,7 @@ from __future__ import annotations
 import hashlib
 import json
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from importlib import metadata
 from pathlib import Path
@@ -24,7 +24,7 @@ from .chunking import chunk_documents
 from .embedding import Encoder
 from .errors import RagError
 from .abstention import AbstentionModel, default_model
-from .sources import load_documents
+from .sources import digests_of, load_documents
 from .store import (
     FORMAT_VERSION,
     ONNX_DIR,
@@ -163,7 +163,7 @@ def build_index(
         if precision not in PRECISIONS:
             raise RagError(f"--precision must be one of {', '.join(PRECISIONS)}, got {precision!r}")
         manifest, reason = _manifest_and_reason(state, encoder, config, full, precision)
-        if manifest is not None and reason is None and same_sources(manifest, docs):
+        if manifest is not None and reason is None and same_sources(manifest, digests_of(docs)):
             path = state.generation
             assert path is not None
             remove_old_generations(index_root, keep={path.name})  # what killed builds left
@@ -301,14 +301,14 @@ def existing_settings(state: IndexState) -> tuple[str | None, ChunkingConfig]:
     return None, ChunkingConfig()
 
 
-def up_to_date(index_root: Path, model: str, config: ChunkingConfig, docs: Sequence[Document]) -> Manifest | None:
-    """The current manifest when it was built from exactly `docs` with this model and chunking,
-    else None. Decided from the manifest alone, so a start-up with nothing to do never loads
-    the model; reading needs no lock, and leftovers of killed builds are cleaned up only when
-    no build is running."""
+def up_to_date(index_root: Path, model: str, config: ChunkingConfig, digests: Mapping[str, str]) -> Manifest | None:
+    """The current manifest when it was built from exactly the sources of these `digests`
+    (sha256 by source id) with this model and chunking, else None. Decided from the manifest
+    alone, so a start-up with nothing to do never loads the model; reading needs no lock, and
+    leftovers of killed builds are cleaned up only when no build is running."""
     state = inspect_index(index_root)
     manifest = state.manifest
-    if manifest is None or manifest.model != model or manifest.chunking != config or not same_sources(manifest, docs):
+    if manifest is None or manifest.model != model or manifest.chunking != config or not same_sources(manifest, digests):
         return None
     if state.generation is not None and not is_locked(index_root):
         try:
@@ -319,9 +319,9 @@ def up_to_date(index_root: Path, model: str, config: ChunkingConfig, docs: Seque
     return manifest
 
 
-def same_sources(manifest: Manifest, docs: Sequence[Document]) -> bool:
-    """Whether the manifest lists exactly these files, at these contents."""
-    return {d.id: d.sha256 for d in docs} == {k: v.sha256 for k, v in manifest.sources.items()}
+def same_sources(manifest: Manifest, digests: Mapping[str, str]) -> bool:
+    """Whether the manifest lists exactly these files (sha256 by source id), at these contents."""
+    return dict(digests) == {k: v.sha256 for k, v in manifest.sources.items()}
 
 
 def _build(

@@ -165,7 +165,7 @@ def _warn(message: str) -> None:
 def cmd_index(args: argparse.Namespace) -> int:
     from .build import build_encoder, existing_settings, up_to_date
     from .embedding import resolve_model
-    from .sources import load_documents
+    from .sources import digests_of, load_documents
     from .store import index_lock, inspect_index
     from .types import ChunkingConfig
 
@@ -191,7 +191,7 @@ def cmd_index(args: argparse.Namespace) -> int:
         except ValueError as exc:
             raise RagError(str(exc)) from None
         if not args.full and not args.watch:
-            current = up_to_date(args.index, resolve_model(model)[0], config, documents)
+            current = up_to_date(args.index, resolve_model(model)[0], config, digests_of(documents))
             if current is not None:
                 _print_up_to_date(len(documents), current.passages, time.perf_counter() - started, args.index)
                 return 0

@@ -23,6 +23,7 @@ from .abstention import AbstentionModel, default_model
 from .chunking import chunk_documents
 from .embedding import Encoder
 from .errors import RagError
+from .sources import digests_of
 from .milvus_store import MilvusIndex, MilvusStore, MilvusTarget
 from .store import FORMAT_VERSION, checkpoint
 from .types import ChunkingConfig, Document, Manifest, Passage, SourceRecord
@@ -129,7 +130,7 @@ def build_milvus(
     if gen is not None and reason is None:
         store.clean(gen, manifest)  # what a killed build left
         assert manifest is not None
-        if same_sources(manifest, docs):
+        if same_sources(manifest, digests_of(docs)):
             return BuildReport(path=Path(target.uri), documents=len(docs), passages=manifest.passages,
                                sentences=manifest.sentences, seconds=time.perf_counter() - started, encode_seconds=0.0,
                                unchanged=len(docs), reused=manifest.passages, up_to_date=True)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -15,6 +15,7 @@ from .webui import Backend
 
 if TYPE_CHECKING:
     from .locations import Location
+    from .types import Document
 
 
 def ensure_index(
@@ -26,20 +27,19 @@ def ensure_index(
     checked from its manifest, without importing torch."""
     from .build import build_encoder, build_index, existing_settings, up_to_date
     from .embedding import resolve_model
-    from .sources import load_documents
 
     state = inspect_index(index)
     if state.problem in ("newer", "damaged"):
         raise RagError(state.message)
-    try:
-        docs = load_documents(sources, lambda m: log(f"warning: {m}"))
-    except RagError as exc:  # a bad source file: keep answering from the index as it was built
-        if state.manifest is None:
-            raise
-        log(f"error: {exc}; serving the index as built at {state.manifest.built_at} until that is fixed")
-        return None
     model, config = existing_settings(state)
-    if up_to_date(index, resolve_model(model)[0], config, docs) is not None:
+    resolved = resolve_model(model)[0]
+
+    def current(digests: Mapping[str, str]) -> bool:
+        return up_to_date(index, resolved, config, digests) is not None
+
+    built_at = state.manifest.built_at if state.manifest is not None else None
+    docs = _changed_documents(sources, current, built_at, log)
+    if docs is None:
         return None
     if is_locked(index):  # readers never wait for a writer
         if state.manifest is not None:
@@ -67,6 +67,29 @@ def ensure_index(
     return encoder
 
 
+def _changed_documents(sources: Path, current: Callable[[Mapping[str, str]], bool], built_at: str | None,
+                       log: Callable[[str], None]) -> list[Document] | None:
+    """The sources' documents when they are not what the index was built from (`current` says
+    whether their digests are), else None. The files' bytes are checked first, so an index that
+    is up to date never has its sources parsed. A bad source file while an index exists (one
+    `built_at`) is logged and gives None: the app goes on answering from the index as built."""
+    from .sources import digests_of, load_documents, matching_digests
+
+    def warn(message: str) -> None:
+        log(f"warning: {message}")
+
+    if built_at is not None and matching_digests(sources, current, warn) is not None:
+        return None
+    try:
+        docs = load_documents(sources, warn)
+    except RagError as exc:
+        if built_at is None:
+            raise
+        log(f"error: {exc}; serving the index as built at {built_at} until that is fixed")
+        return None
+    return None if current(digests_of(docs)) else docs  # the folder may hold files the load skips
+
+
 def open_backend(index: Path, encoder: Any) -> Backend:
     """The current generation, ready to serve, with the source texts it was built from."""
     def backend(opened: Index) -> Backend:
@@ -80,17 +103,14 @@ def ensure_at(sources: Path, where: Location, log: Callable[[str], None]) -> Non
     (keeping its model and chunking); a bad source keeps the collection as it was."""
     from .build import same_sources
     from .locations import build_at, encoder_for_build, settings_at
-    from .sources import load_documents
 
     model, config, manifest = settings_at(where)
-    try:
-        docs = load_documents(sources, lambda m: log(f"warning: {m}"))
-    except RagError as exc:
-        if manifest is None:
-            raise
-        log(f"error: {exc}; serving the index as built at {manifest.built_at} until that is fixed")
-        return
-    if manifest is not None and same_sources(manifest, docs):
+
+    def current(digests: Mapping[str, str]) -> bool:
+        return manifest is not None and same_sources(manifest, digests)
+
+    docs = _changed_documents(sources, current, manifest.built_at if manifest is not None else None, log)
+    if docs is None:
         return
     report = build_at(where, sources, encoder_for_build(where, model, None), docs, config, progress=True,
                       log=lambda m: log(f"building the {where.describe()} ({m})"))

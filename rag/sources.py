@@ -10,7 +10,7 @@ from __future__ import annotations
 import hashlib
 import os
 import re
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
@@ -155,7 +155,12 @@ def decode(raw: bytes, name: str) -> str:
 def read_source(root: Path, path: Path, limit: int | None = None) -> Document | None:
     """Read one source file; None when it holds no text (the caller warns)."""
     source_id = path.relative_to(root).as_posix()
-    limit = max_source_bytes() if limit is None else limit
+    raw = read_bytes(source_id, path, max_source_bytes() if limit is None else limit)
+    return parse_document(source_id, decode(raw, source_id), hashlib.sha256(raw).hexdigest())
+
+
+def read_bytes(source_id: str, path: Path, limit: int) -> bytes:
+    """A source file's bytes, or a one-line error naming it (too big, gone, unreadable)."""
     try:
         size = path.stat().st_size
         if size > limit:
@@ -170,8 +175,7 @@ def read_source(root: Path, path: Path, limit: int | None = None) -> Document | 
         raise RagError(f"cannot read {source_id}: {exc.strerror}; check its permissions") from None
     if len(raw) > limit:  # grew since it was measured
         raise RagError(f"{source_id} grew past the {limit / 1e6:g} MB limit while it was read; run again")
-    text = decode(raw, source_id)
-    return parse_document(source_id, text, hashlib.sha256(raw).hexdigest())
+    return raw
 
 
 def parse_document(source_id: str, text: str, sha256: str, title: str = "") -> Document | None:
@@ -358,6 +362,43 @@ def shorten(text: str, limit: int) -> str:
         return text
     cut = text[: limit - 1].rsplit(" ", 1)[0].rstrip(",;:—–-")
     return cut + "…"
+
+
+def source_digests(root: Path, warn: Callable[[str], None] | None = None) -> dict[str, str]:
+    """The sha256 of every source file's bytes, by id, as a manifest records them, read
+    without decoding or parsing: enough to tell that an index is up to date at a fraction of
+    `load_documents`' cost. Files that `load_documents` would skip (no article text) are listed
+    too, so a folder holding one never matches a manifest here and is loaded in full."""
+    limit = max_source_bytes()
+    digests = {}
+    for path in discover(root, warn):
+        source_id = path.relative_to(root).as_posix()
+        digests[source_id] = hashlib.sha256(read_bytes(source_id, path, limit)).hexdigest()
+    return digests
+
+
+def matching_digests(root: Path, matches: Callable[[Mapping[str, str]], bool],
+                     warn: Callable[[str], None] | None = None) -> dict[str, str] | None:
+    """The sources' digests (`source_digests`) when `matches` accepts them, else None (then
+    the caller loads the documents, which says what is wrong with an unreadable file). The
+    folder's warnings go to `warn` only on a match, so a caller that goes on to load never
+    shows them twice."""
+    held: list[str] = []
+    try:
+        digests = source_digests(root, held.append)
+    except RagError:
+        return None
+    if not matches(digests):
+        return None
+    for message in held:
+        if warn:
+            warn(message)
+    return digests
+
+
+def digests_of(documents: Iterable[Document]) -> dict[str, str]:
+    """The sha256 of each loaded document's bytes, by id (as `source_digests` gives them)."""
+    return {d.id: d.sha256 for d in documents}
 
 
 def load_documents(root: Path, warn: Callable[[str], None] | None = None) -> list[Document]:

@@ -120,6 +120,36 @@ def test_empty_file_is_skipped_with_a_warning(tmp_path: Path):
     assert len(warnings) == 1 and "empty.txt" in warnings[0]
 
 
+def test_digests_are_the_documents_own_without_parsing(tmp_path: Path, monkeypatch):
+    import rag.sources as src
+
+    write_corpus(tmp_path, {"a.txt": "First article.", "sub/b.md": "# B\n\nSecond one.", "empty.txt": " \n"})
+    (tmp_path / "crlf.txt").write_bytes("Windows lines.\r\nCafé au lait.\r\n".encode())
+    expected = src.digests_of(load_documents(tmp_path, lambda m: None))
+    monkeypatch.setattr(src, "parse_document", lambda *a, **k: pytest.fail("parsed a file"))
+    digests = src.source_digests(tmp_path)
+    assert {k: v for k, v in digests.items() if k != "empty.txt"} == expected and len(expected) == 3
+    assert "empty.txt" in digests  # listed, so a folder holding one never matches a manifest without parsing
+    assert src.matching_digests(tmp_path, lambda d: True) == digests
+    assert src.matching_digests(tmp_path, lambda d: False) is None
+
+
+def test_matching_digests_warns_only_on_a_match(tmp_path: Path):
+    from rag.sources import matching_digests
+
+    write_corpus(tmp_path / "s", {"a.txt": "An article."})
+    (tmp_path / "outside.txt").write_text("Not a source.")
+    (tmp_path / "s" / "leak.txt").symlink_to(tmp_path / "outside.txt")
+    warnings: list[str] = []
+    assert matching_digests(tmp_path / "s", lambda d: False, warnings.append) is None and warnings == []
+    assert matching_digests(tmp_path / "s", lambda d: True, warnings.append) is not None
+    assert len(warnings) == 1 and "leak.txt" in warnings[0]
+    (tmp_path / "s" / "huge.txt").write_text("x" * 2000)
+    with pytest.MonkeyPatch.context() as mp:  # an unreadable file is no match: loading says what is wrong
+        mp.setenv("RAG_MAX_SOURCE_MB", "0.001")
+        assert matching_digests(tmp_path / "s", lambda d: True) is None
+
+
 def test_folder_without_text_is_an_error(tmp_path: Path):
     write_corpus(tmp_path, {"empty.md": ""})
     with pytest.raises(RagError, match="no .txt or .md files with text"):

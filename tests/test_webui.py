@@ -121,6 +121,34 @@ def test_start_up_updates_a_stale_index_and_leaves_a_current_one(small_sources: 
     assert logs == ["warning: skipping empty.txt: it holds no article text"]
 
 
+def test_an_up_to_date_start_up_parses_no_source(small_sources: Path, tmp_path: Path, fake_encoder, monkeypatch):
+    import rag.sources as src
+    from rag.serve import ensure_index
+    from rag.store import current_generation
+
+    index = tmp_path / "index"
+    build_index(small_sources, index, fake_encoder)
+    (tmp_path / "outside.txt").write_text("Not a source.")
+    (small_sources / "leak.txt").symlink_to(tmp_path / "outside.txt")
+    parsed: list[str] = []
+    real = src.parse_document
+    monkeypatch.setattr(src, "parse_document", lambda source_id, *a, **k: parsed.append(source_id) or real(source_id, *a, **k))
+    logs: list[str] = []
+    assert ensure_index(small_sources, index, logs.append, lambda m: fake_encoder) is None
+    assert parsed == [] and len(logs) == 1 and "leak.txt" in logs[0]  # the folder's warning, once
+    volcano = small_sources / "volcano.txt"
+    volcano.write_bytes(volcano.read_bytes().replace(b"snow", b"sand"))  # same size: only the bytes tell
+    logs[:] = []
+    assert ensure_index(small_sources, index, logs.append, lambda m: fake_encoder) is fake_encoder
+    assert "volcano.txt" in parsed and sum("leak.txt" in line for line in logs) == 1
+    assert "(updating: 0 new, 1 changed, 0 removed source file(s))" in " ".join(logs)
+    generation, logs[:] = current_generation(index), []
+    (small_sources / "bad.txt").write_bytes(b"caf\xe9 au lait")  # a bad file keeps the index as built
+    assert ensure_index(small_sources, index, logs.append, lambda m: fake_encoder) is None
+    assert any(line.startswith("error: bad.txt is not valid UTF-8") and "serving the index as built at" in line for line in logs)
+    assert current_generation(index) == generation
+
+
 def test_start_up_keeps_the_index_chunking(small_sources: Path, tmp_path: Path, fake_encoder):
     from rag.build import build_index
     from rag.serve import ensure_index
