@@ -509,6 +509,14 @@ def large_figures(squad: Path, work: Path, passages: int, per_file: float, log: 
     return {"files": files, "passages": made, "seconds": seconds, "passages_per_s": made / seconds, "peak_rss_mb": peak}
 
 
+def compile_project() -> None:
+    """Compile the project's modules, as `scripts/setup.sh` does, so that the cold starts are
+    measured as a user's set-up checkout runs them (not after an edit left a stale cache)."""
+    import compileall
+
+    compileall.compile_dir(ROOT / "rag", quiet=1)
+
+
 def run_bench(squad: Path | None, squad2: Path | None, sizes: Sequence[int], rounds: int, log: Any,
               side_note: bool = True, stores: bool = True, large: int = 0) -> dict[str, Any]:
     from .evaluation import load_questions
@@ -518,7 +526,9 @@ def run_bench(squad: Path | None, squad2: Path | None, sizes: Sequence[int], rou
     seed_questions = [q.question for q in load_questions(ROOT / "eval" / "seeds" / "dev.jsonl")]
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(tmp)
-        log("making sure this machine keeps a verified copy of the model at each precision (not timed)")
+        log("making sure this machine keeps a verified copy of the model at each precision, and that this "
+            "checkout's modules are compiled as scripts/setup.sh leaves them (not timed)")
+        compile_project()
         for precision in PRECISIONS:
             rag_index(ROOT / "seeds", work / f"warm-{precision}", precision)
         corpora: list[tuple[str, Path, list[str], int]] = [("seeds", ROOT / "seeds", seed_questions, 1)]

@@ -31,3 +31,7 @@ if ! .venv/bin/python -c "import rag, gradio, sentence_transformers, faiss, bm25
 fi
 .venv/bin/python -c "import rag" \
     || { echo "setup failed: the rag package does not import; see the pip output above" >&2; exit 1; }
+# The project's own modules compiled now, as pip compiles every package it installs: an editable
+# install is not, and where PYTHONDONTWRITEBYTECODE is set every start would compile them again
+# (docs/speed.md, "Queries and cold start"). Modules already compiled are skipped.
+.venv/bin/python -m compileall -q rag >/dev/null
