@@ -57,16 +57,20 @@ def main(argv: list[str] | None = None) -> int:
     from rag.store import inspect_index
     from rag.webui import AppState, build_ui, import_in_background
 
-    gradio = import_in_background("gradio")  # beside opening the index and the encoder
     try:
         where = location(args.index, args.store, args.collection)
+        # the sources are checked before Gradio's import starts: that check is thousands of
+        # small reads on a large folder, and beside an import that holds the interpreter each
+        # read waits its turn to go on (docs/speed.md, "Queries and cold start")
         if where.milvus is not None:
             ensure_at(args.sources, where, log)
+            gradio = import_in_background("gradio")  # beside opening the index and the encoder
             searcher = open_searcher(where)
             encoder = MicroBatchEncoder(searcher.encoder)
             app_state = AppState(lambda: open_backend_at(where, encoder), lambda: current_label(where), log=log)
         else:
             loaded = ensure_index(args.sources, args.index, log)
+            gradio = import_in_background("gradio")
             state = inspect_index(args.index)
             if state.manifest is None or state.generation is None:
                 raise RagError(state.message)
