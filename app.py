@@ -17,6 +17,7 @@ import argparse  # noqa: E402
 import os  # noqa: E402
 import sys  # noqa: E402
 from pathlib import Path  # noqa: E402
+from threading import Thread  # noqa: E402
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -57,26 +58,32 @@ def main(argv: list[str] | None = None) -> int:
     from rag.store import inspect_index
     from rag.webui import AppState, build_ui, import_in_background
 
+    importing: list[Thread] = []
+
+    def import_gradio() -> None:
+        """Gradio's import, on a thread beside any build and the opening of the index and the
+        encoder; started once the sources are checked, since that check is many small reads on
+        a large folder, and beside an import holding the interpreter each read waits its turn
+        (docs/speed.md, "Queries and cold start")."""
+        if not importing:
+            importing.append(import_in_background("gradio"))
+
     try:
         where = location(args.index, args.store, args.collection)
-        # the sources are checked before Gradio's import starts: that check is thousands of
-        # small reads on a large folder, and beside an import that holds the interpreter each
-        # read waits its turn to go on (docs/speed.md, "Queries and cold start")
         if where.milvus is not None:
-            ensure_at(args.sources, where, log)
-            gradio = import_in_background("gradio")  # beside opening the index and the encoder
+            ensure_at(args.sources, where, log, import_gradio)
             searcher = open_searcher(where)
             encoder = MicroBatchEncoder(searcher.encoder)
             app_state = AppState(lambda: open_backend_at(where, encoder), lambda: current_label(where), log=log)
         else:
-            loaded = ensure_index(args.sources, args.index, log)
-            gradio = import_in_background("gradio")
+            loaded = ensure_index(args.sources, args.index, log, checked=import_gradio)
             state = inspect_index(args.index)
             if state.manifest is None or state.generation is None:
                 raise RagError(state.message)
             encoder = MicroBatchEncoder(question_encoder(state.generation, state.manifest.model, loaded))
             app_state = AppState(lambda: open_backend(args.index, encoder), lambda: current_name(args.index), log=log)
-        gradio.join()
+        import_gradio()
+        importing[0].join()
         app = build_app(app_state, build_ui(app_state))
     except RagError as exc:
         log(f"error: {exc}")

@@ -23,8 +23,8 @@ from .abstention import AbstentionModel, default_model
 from .chunking import chunk_documents
 from .embedding import Encoder
 from .errors import RagError
-from .sources import digests_of
 from .milvus_store import MilvusIndex, MilvusStore, MilvusTarget
+from .sources import digests_of
 from .store import FORMAT_VERSION, checkpoint
 from .types import ChunkingConfig, Document, Manifest, Passage, SourceRecord
 

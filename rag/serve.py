@@ -19,26 +19,32 @@ if TYPE_CHECKING:
 
 
 def ensure_index(
-    sources: Path, index: Path, log: Callable[[str], None], load_model: Callable[[str | None], Any] | None = None
+    sources: Path, index: Path, log: Callable[[str], None], load_model: Callable[[str | None], Any] | None = None,
+    checked: Callable[[], None] | None = None,
 ) -> Any:
     """Bring the index up to date with the sources, keeping its model and chunking settings.
+    `checked` is called once the sources have been compared with the index, before any build
+    (the app starts Gradio's import then, so that it runs beside the build but not beside the
+    comparison's many small reads).
 
     Returns the model when it had to be loaded to build, else None: an up-to-date index is
     checked from its manifest, without importing torch."""
-    from .build import build_encoder, build_index, existing_settings, up_to_date
+    from .build import build_encoder, build_index, existing_settings, same_sources, up_to_date
     from .embedding import resolve_model
 
     state = inspect_index(index)
     if state.problem in ("newer", "damaged"):
         raise RagError(state.message)
     model, config = existing_settings(state)
-    resolved = resolve_model(model)[0]
 
-    def current(digests: Mapping[str, str]) -> bool:
-        return up_to_date(index, resolved, config, digests) is not None
+    def current(digests: Mapping[str, str]) -> bool:  # the sources first: the model is resolved only when they match
+        return (state.manifest is not None and same_sources(state.manifest, digests)
+                and up_to_date(index, resolve_model(model)[0], config, digests) is not None)
 
     built_at = state.manifest.built_at if state.manifest is not None else None
     docs = _changed_documents(sources, current, built_at, log)
+    if checked is not None:
+        checked()
     if docs is None:
         return None
     if is_locked(index):  # readers never wait for a writer
@@ -71,8 +77,9 @@ def _changed_documents(sources: Path, current: Callable[[Mapping[str, str]], boo
                        log: Callable[[str], None]) -> list[Document] | None:
     """The sources' documents when they are not what the index was built from (`current` says
     whether their digests are), else None. The files' bytes are checked first, so an index that
-    is up to date never has its sources parsed. A bad source file while an index exists (one
-    `built_at`) is logged and gives None: the app goes on answering from the index as built."""
+    is up to date never has its sources parsed. A bad source file while an index exists
+    (`built_at` is its build time) is logged and gives None: the app goes on answering from the
+    index as built; with no index, it raises."""
     from .sources import digests_of, load_documents, matching_digests
 
     def warn(message: str) -> None:
@@ -98,9 +105,11 @@ def open_backend(index: Path, encoder: Any) -> Backend:
     return open_with(index, backend)
 
 
-def ensure_at(sources: Path, where: Location, log: Callable[[str], None]) -> None:
+def ensure_at(sources: Path, where: Location, log: Callable[[str], None],
+              checked: Callable[[], None] | None = None) -> None:
     """`ensure_index` for a Milvus store: build or update the collection from the sources
-    (keeping its model and chunking); a bad source keeps the collection as it was."""
+    (keeping its model and chunking); a bad source keeps the collection as it was. `checked`
+    is called as `ensure_index` calls it."""
     from .build import same_sources
     from .locations import build_at, encoder_for_build, settings_at
 
@@ -110,6 +119,8 @@ def ensure_at(sources: Path, where: Location, log: Callable[[str], None]) -> Non
         return manifest is not None and same_sources(manifest, digests)
 
     docs = _changed_documents(sources, current, manifest.built_at if manifest is not None else None, log)
+    if checked is not None:
+        checked()
     if docs is None:
         return
     report = build_at(where, sources, encoder_for_build(where, model, None), docs, config, progress=True,

@@ -34,4 +34,7 @@ fi
 # The project's own modules compiled now, as pip compiles every package it installs: an editable
 # install is not, and where PYTHONDONTWRITEBYTECODE is set every start would compile them again
 # (docs/speed.md, "Queries and cold start"). Modules already compiled are skipped.
-.venv/bin/python -m compileall -q rag >/dev/null
+if ! compiled=$(.venv/bin/python -m compileall -q rag 2>&1); then
+    echo "$compiled" >&2
+    echo "setup: could not compile rag's modules (above); they are compiled at each start instead" >&2
+fi

@@ -152,6 +152,31 @@ def test_add_edit_delete_show_in_answers(store: Location, tmp_path: Path) -> Non
     assert _build(store, sources, encoder).up_to_date
 
 
+def test_the_app_start_leaves_an_up_to_date_collection_and_keeps_it_on_a_bad_source(tmp_path: Path, monkeypatch) -> None:
+    import rag.locations
+    import rag.sources as src
+    from rag.serve import ensure_at
+
+    where = _where("milvus", tmp_path)
+    sources = write_corpus(tmp_path / "sources", SMALL_CORPUS)
+    encoder = HashEncoder()
+    _build(where, sources, encoder)
+    (tmp_path / "outside.txt").write_text("Not a source.")
+    (sources / "leak.txt").symlink_to(tmp_path / "outside.txt")
+    monkeypatch.setattr(src, "parse_document", lambda *a, **k: pytest.fail("parsed a source"))
+    monkeypatch.setattr(rag.locations, "encoder_for_build", lambda *a, **k: pytest.fail("built"))
+    logs: list[str] = []
+    ensure_at(sources, where, logs.append, lambda: logs.append("checked"))
+    assert len(logs) == 2 and "leak.txt" in logs[0] and logs[1] == "checked"  # up to date: nothing parsed or built
+    (sources / "bad.txt").write_bytes(b"caf\xe9 au lait")
+    logs[:] = []
+    monkeypatch.undo()
+    monkeypatch.setattr(rag.locations, "encoder_for_build", lambda *a, **k: pytest.fail("built"))
+    ensure_at(sources, where, logs.append)
+    assert logs[-1].startswith("error: bad.txt is not valid UTF-8") and "serving the index as built at" in logs[-1]
+    assert sum("leak.txt" in line for line in logs) == 1
+
+
 def test_model_mismatch_is_refused_with_the_same_line(store: Location, tmp_path: Path) -> None:
     sources = write_corpus(tmp_path / "sources", SMALL_CORPUS)
     _build(store, sources, HashEncoder("fake-a"))

@@ -103,12 +103,15 @@ def test_start_up_updates_a_stale_index_and_leaves_a_current_one(small_sources: 
         loads.append(model)
         return fake_encoder
 
-    assert ensure_index(small_sources, tmp_path / "index", logs.append, load) is fake_encoder
+    checked = lambda: loads.append("checked")  # noqa: E731  (the app starts Gradio's import then)
+    assert ensure_index(small_sources, tmp_path / "index", logs.append, load, checked) is fake_encoder
     assert logs[0] == f"building the index in {tmp_path / 'index'} (full rebuild: there is no index yet)"
-    generation, logs[:] = current_generation(tmp_path / "index"), []
-    assert ensure_index(small_sources, tmp_path / "index", logs.append, load) is None
+    assert loads == ["checked", None]  # before the build
+    generation, logs[:], loads[:] = current_generation(tmp_path / "index"), [], []
+    assert ensure_index(small_sources, tmp_path / "index", logs.append, load, checked) is None
     assert logs == [] and current_generation(tmp_path / "index") == generation  # up to date: left alone
-    assert loads == [None]  # ...and checked without loading the model
+    assert loads == ["checked"]  # ...and checked without loading the model
+    loads[:] = [None]
     (small_sources / "volcano.txt").write_text(SMALL_CORPUS["volcano.txt"] + "More.\n")
     (small_sources / "new.txt").write_text("New article.")
     (small_sources / "bakery.md").unlink()
@@ -147,6 +150,10 @@ def test_an_up_to_date_start_up_parses_no_source(small_sources: Path, tmp_path: 
     assert ensure_index(small_sources, index, logs.append, lambda m: fake_encoder) is None
     assert any(line.startswith("error: bad.txt is not valid UTF-8") and "serving the index as built at" in line for line in logs)
     assert current_generation(index) == generation
+    from rag.errors import RagError
+
+    with pytest.raises(RagError, match="bad.txt is not valid UTF-8"):  # no index to keep serving
+        ensure_index(small_sources, tmp_path / "new-index", logs.append, lambda m: fake_encoder)
 
 
 def test_start_up_keeps_the_index_chunking(small_sources: Path, tmp_path: Path, fake_encoder):
