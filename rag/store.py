@@ -440,12 +440,18 @@ def _commit_generation(root: Path, fill: Callable[[Path], None]) -> Path:
 
 
 def _switch_current(root: Path, name: str) -> None:
+    """Point CURRENT at generation `name` atomically: a flushed pointer file replaces it."""
     pointer = root / f".{CURRENT}.{secrets.token_hex(3)}"
-    with open(pointer, "w", encoding="utf-8") as fh:
-        fh.write(name + "\n")
-        fh.flush()
-        os.fsync(fh.fileno())
-    os.replace(pointer, root / CURRENT)
+    try:
+        with open(pointer, "w", encoding="utf-8") as fh:
+            fh.write(name + "\n")
+            fh.flush()
+            os.fsync(fh.fileno())
+        checkpoint("pointer")
+        os.replace(pointer, root / CURRENT)
+    except BaseException:
+        pointer.unlink(missing_ok=True)
+        raise
     _fsync_path(root)
 
 
@@ -519,6 +525,8 @@ def remove_old_generations(root: Path, keep: set[str]) -> None:
             shutil.rmtree(path, ignore_errors=True)
     for path in root.glob(".tmp-gen-*"):
         shutil.rmtree(path, ignore_errors=True)
+    for path in root.glob(f".{CURRENT}.*"):  # a pointer a killed build wrote but never switched to
+        path.unlink(missing_ok=True)
 
 
 def read_manifest(root: Path) -> Manifest:

@@ -329,6 +329,27 @@ def test_full_disk_keeps_the_index(built, monkeypatch):
     assert Searcher(open_index(index), encoder).ask("ferry", 2).hits
 
 
+def test_a_failed_switch_keeps_the_index_and_leaves_no_pointer(built, monkeypatch):
+    sources, index, encoder = built
+    before = current_generation(index)
+    import errno
+
+    import rag.store as store
+
+    real = store.os.replace
+
+    def refused(src, dst):
+        if Path(dst).name == "CURRENT":
+            raise OSError(errno.EIO, "Input/output error")
+        return real(src, dst)
+
+    monkeypatch.setattr(store.os, "replace", refused)
+    (sources / "new.txt").write_text("A new article about the harbour ferry.")
+    with pytest.raises(RagError, match="Input/output error.*the current index is unchanged"):
+        build_index(sources, index, encoder)
+    assert current_generation(index) == before and not list(index.glob(".CURRENT.*"))
+
+
 def test_tiny_disk_if_it_can_be_mounted(tmp_path: Path, fake_encoder):
     """A real full disk: a 300 KB tmpfs (skipped where mounting is not allowed)."""
     mount = tmp_path / "disk"

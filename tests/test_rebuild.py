@@ -171,7 +171,7 @@ def test_app_switches_to_a_new_generation_between_requests(setup):
 
 # --- processes: SIGKILL at every checkpoint of a build, and --watch --------------------------
 
-POINTS = ["chunked", "encoded", "writing", "flushed", "renamed", "switched"]
+POINTS = ["chunked", "encoded", "writing", "flushed", "renamed", "pointer", "switched"]
 
 
 def rag_process(*args: str, env_extra: dict[str, str] | None = None) -> subprocess.Popen:
@@ -215,13 +215,13 @@ def test_sigkill_at_every_point_leaves_a_working_index(tmp_path: Path, real_enco
         answer = served_searcher(root).ask("When did the alpha council meet?", k=3)
         assert answer.hits and all(h.text for h in answer.hits)
     leftovers = list(root.glob(".tmp-*"))
-    assert leftovers  # the killed builds left temporary folders behind...
+    assert leftovers and list(root.glob(".CURRENT.*"))  # the killed builds left temporary files behind...
     result = subprocess.run(
         [sys.executable, "-m", "rag", "index", "--sources", str(sources), "--index", str(root)],
         capture_output=True, text=True, env={**os.environ, "PYTHONPATH": str(ROOT)}, timeout=600,
     )
     assert result.returncode == 0, result.stderr
-    assert not list(root.glob(".tmp-*"))  # ...which the next build cleaned up
+    assert not list(root.glob(".tmp-*")) and not list(root.glob(".CURRENT.*"))  # ...which the next build cleaned up
     assert len(list(root.glob("gen-*"))) <= 2
     index = open_index(root)
     assert {p.source for p in index.passages} == set(CORPUS)
