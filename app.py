@@ -14,6 +14,7 @@ import time
 STARTED = time.perf_counter()
 
 import argparse  # noqa: E402
+import functools  # noqa: E402
 import os  # noqa: E402
 import sys  # noqa: E402
 from pathlib import Path  # noqa: E402
@@ -58,15 +59,13 @@ def main(argv: list[str] | None = None) -> int:
     from rag.store import inspect_index
     from rag.webui import AppState, build_ui, import_in_background
 
-    importing: list[Thread] = []
-
-    def import_gradio() -> None:
-        """Gradio's import, on a thread beside any build and the opening of the index and the
-        encoder; started once the sources are checked, since that check is many small reads on
-        a large folder, and beside an import holding the interpreter each read waits its turn
-        (docs/speed.md, "Queries and cold start")."""
-        if not importing:
-            importing.append(import_in_background("gradio"))
+    @functools.cache
+    def import_gradio() -> Thread:
+        """Gradio's import, started once, on a thread beside any build and the opening of the
+        index and the encoder; started when the sources are checked, since that check is many
+        small reads on a large folder, and beside an import holding the interpreter each read
+        waits its turn (docs/speed.md, "Queries and cold start")."""
+        return import_in_background("gradio")
 
     try:
         where = location(args.index, args.store, args.collection)
@@ -82,8 +81,7 @@ def main(argv: list[str] | None = None) -> int:
                 raise RagError(state.message)
             encoder = MicroBatchEncoder(question_encoder(state.generation, state.manifest.model, loaded))
             app_state = AppState(lambda: open_backend(args.index, encoder), lambda: current_name(args.index), log=log)
-        import_gradio()
-        importing[0].join()
+        import_gradio().join()
         app = build_app(app_state, build_ui(app_state))
     except RagError as exc:
         log(f"error: {exc}")

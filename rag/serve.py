@@ -20,7 +20,7 @@ if TYPE_CHECKING:
 
 def ensure_index(
     sources: Path, index: Path, log: Callable[[str], None], load_model: Callable[[str | None], Any] | None = None,
-    checked: Callable[[], None] | None = None,
+    checked: Callable[[], object] | None = None,
 ) -> Any:
     """Bring the index up to date with the sources, keeping its model and chunking settings.
     `checked` is called once the sources have been compared with the index, before any build
@@ -106,7 +106,7 @@ def open_backend(index: Path, encoder: Any) -> Backend:
 
 
 def ensure_at(sources: Path, where: Location, log: Callable[[str], None],
-              checked: Callable[[], None] | None = None) -> None:
+              checked: Callable[[], object] | None = None) -> None:
     """`ensure_index` for a Milvus store: build or update the collection from the sources
     (keeping its model and chunking); a bad source keeps the collection as it was. `checked`
     is called as `ensure_index` calls it."""

@@ -126,6 +126,7 @@ def test_start_up_updates_a_stale_index_and_leaves_a_current_one(small_sources: 
 
 def test_an_up_to_date_start_up_parses_no_source(small_sources: Path, tmp_path: Path, fake_encoder, monkeypatch):
     import rag.sources as src
+    from rag.errors import RagError
     from rag.serve import ensure_index
     from rag.store import current_generation
 
@@ -150,8 +151,6 @@ def test_an_up_to_date_start_up_parses_no_source(small_sources: Path, tmp_path: 
     assert ensure_index(small_sources, index, logs.append, lambda m: fake_encoder) is None
     assert any(line.startswith("error: bad.txt is not valid UTF-8") and "serving the index as built at" in line for line in logs)
     assert current_generation(index) == generation
-    from rag.errors import RagError
-
     with pytest.raises(RagError, match="bad.txt is not valid UTF-8"):  # no index to keep serving
         ensure_index(small_sources, tmp_path / "new-index", logs.append, lambda m: fake_encoder)
 
