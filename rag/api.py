@@ -15,10 +15,14 @@ from __future__ import annotations
 import os
 from collections.abc import Collection, Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from .build import BuildReport
-from .locations import Location, build_at, encoder_for_build, location, open_searcher, settings_at
+from .locations import Location, build_at, encoder_for_build, location, on_live, open_searcher, settings_at
 from .types import Answer, Manifest
+
+if TYPE_CHECKING:
+    from .build import BuildReport
+    from .search import Searcher
 
 
 def _where(index: str | os.PathLike[str], collection: str) -> Location:
@@ -29,12 +33,21 @@ def _where(index: str | os.PathLike[str], collection: str) -> Location:
 class OpenIndex:
     """One opened index and the copy of the model its passages were encoded with."""
 
-    def __init__(self, where: Location) -> None:
+    def __init__(self, where: Location, model: str | None = None) -> None:
         from .freshness import SourceWatch
 
         self.where = where
-        self._searcher = open_searcher(where)
+        self._model = model  # when given, the index must have been built with it
+        self._searcher = open_searcher(where, model)
         self._watch = SourceWatch(self._searcher.index.manifest)
+
+    def _reopen(self) -> Searcher:
+        """The live generation, when a full rebuild removed the one held (Milvus)."""
+        from .freshness import SourceWatch
+
+        self._searcher = open_searcher(self.where, self._model)
+        self._watch = SourceWatch(self._searcher.index.manifest)
+        return self._searcher
 
     @property
     def manifest(self) -> Manifest:
@@ -49,7 +62,10 @@ class OpenIndex:
         """Answers in order (the questions are encoded together)."""
         from .freshness import with_changes
 
-        return [with_changes(a, self._watch) for a in self._searcher.ask_many(list(questions), k, sources)]
+        def ask(searcher: Searcher) -> list[Answer]:
+            return [with_changes(a, self._watch) for a in searcher.ask_many(list(questions), k, sources)]
+
+        return on_live(lambda: self._searcher, self._reopen, ask)
 
     def __repr__(self) -> str:
         return f"rag.open({str(self.where)!r}): {self.manifest.passages} passages from {len(self.manifest.sources)} sources"

@@ -319,14 +319,13 @@ def cmd_ask(args: argparse.Namespace) -> int:
         from .evaluation import read_question_records
 
         batch = [(r["id"], r["question"]) for r in read_question_records(args.questions)]
-    from .freshness import SourceWatch, refresh_hint, with_changes
+    from .api import OpenIndex
+    from .freshness import refresh_hint
+    from .locations import location
 
-    from .locations import location, open_searcher
-
-    searcher = open_searcher(location(args.index, args.store, args.collection), args.model)
-    watch = SourceWatch(searcher.index.manifest)
+    index = OpenIndex(location(args.index, args.store, args.collection), args.model)
     if batch is None:
-        answer = with_changes(searcher.ask(args.question, args.k), watch)
+        answer = index.ask(args.question, args.k)
         if answer.changed_sources:
             hint = f"--index {args.index}" if args.store is None else f"--store {args.store} --collection {args.collection}"
             _warn(refresh_hint(list(answer.changed_sources), hint))
@@ -335,14 +334,13 @@ def cmd_ask(args: argparse.Namespace) -> int:
         else:
             print_answer(answer, sys.stdout)
         return 0
-    answer_batch(searcher, batch, args.k, sys.stdout, watch=watch)
+    answer_batch(index, batch, args.k, sys.stdout)
     return 0
 
 
-def answer_batch(searcher: Any, batch: list[tuple[str, Any]], k: int, out: TextIO, chunk: int = 512, watch: Any = None) -> None:
+def answer_batch(index: Any, batch: list[tuple[str, Any]], k: int, out: TextIO, chunk: int = 512) -> None:
     """One JSON line per input line; a bad question gets an "error" field, not a crash."""
     from .checks import check_question
-    from .freshness import with_changes
 
     for lo in range(0, len(batch), chunk):
         part = batch[lo : lo + chunk]
@@ -353,11 +351,10 @@ def answer_batch(searcher: Any, batch: list[tuple[str, Any]], k: int, out: TextI
                 good.append((i, check_question(question)))
             except RagError as exc:
                 errors[i] = str(exc)
-        answers = dict(zip((i for i, _ in good), searcher.ask_many([q for _, q in good], k)))
+        answers = dict(zip((i for i, _ in good), index.ask_many([q for _, q in good], k)))
         for i, (qid, question) in enumerate(part):
             if i in answers:
-                answer = answers[i] if watch is None else with_changes(answers[i], watch)
-                record = {"id": qid, **answer.to_json()}
+                record = {"id": qid, **answers[i].to_json()}
             else:
                 record = {"id": qid, "question": question, "answered": False, "support": 0.0, "missing": [], "hits": [],
                           "by_source": [], "figures_differ": False, "changed_sources": [], "error": errors[i]}

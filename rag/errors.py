@@ -6,3 +6,9 @@ class RagError(Exception):
 
     def __init__(self, message: str) -> None:
         super().__init__(" ".join(message.split()))
+
+
+class GenerationGone(RagError):
+    """The generation being read was replaced and removed by a full rebuild while a question
+    was being answered; whoever holds the reader reopens the live generation and asks again."""
+

@@ -9,9 +9,9 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, TypeVar
 
-from .errors import RagError
+from .errors import GenerationGone, RagError
 
 if TYPE_CHECKING:
     from .build import BuildReport
@@ -20,6 +20,10 @@ if TYPE_CHECKING:
     from .reader import IndexReader
     from .search import Searcher
     from .types import ChunkingConfig, Document, Manifest
+
+
+R = TypeVar("R")
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -98,10 +102,9 @@ def open_reader(where: Location) -> IndexReader:
 def current_label(where: Location) -> str | None:
     """The name of the live generation (the app reloads when it changes)."""
     if where.milvus is not None:
-        from .milvus_store import MilvusStore
+        from .milvus_build import live_label
 
-        gen = MilvusStore(where.milvus).current()
-        return None if gen is None else f"{where.milvus.collection}@{gen}"
+        return live_label(where.milvus)
     from .store import current_generation
 
     gen_path = current_generation(where.folder)
@@ -114,9 +117,8 @@ def settings_at(where: Location) -> tuple[str | None, ChunkingConfig, Manifest |
 
     if where.milvus is not None:
         from .milvus_build import read_state
-        from .milvus_store import MilvusStore
 
-        _, manifest = read_state(MilvusStore(where.milvus))
+        _, _, manifest = read_state(where.milvus)
         return (manifest.model, manifest.chunking, manifest) if manifest else (None, ChunkingConfig(), None)
     from .build import existing_settings
     from .store import inspect_index
@@ -148,3 +150,12 @@ def build_at(where: Location, sources: Path, encoder: Encoder, docs: Sequence[Do
 
     return build_index(sources, where.folder, encoder, config, progress=progress, documents=docs, full=full, log=log,
                        precision=precision, from_files=from_files)
+
+
+def on_live(held: Callable[[], R], reopen: Callable[[], R], use: Callable[[R], T]) -> T:
+    """`use` on the reader held; when a full rebuild dropped its generation meanwhile (a Milvus
+    family, GenerationGone), once more on the live one: every answer comes from one generation."""
+    try:
+        return use(held())
+    except GenerationGone:
+        return use(reopen())

@@ -22,8 +22,9 @@ from .build import (BuildReport, _onnx_copy, _passage_encoder, check_budget, emb
 from .abstention import AbstentionModel, default_model
 from .chunking import chunk_documents
 from .embedding import Encoder
-from .errors import RagError
-from .milvus_store import MilvusIndex, MilvusStore, MilvusTarget
+from .errors import GenerationGone, RagError
+from .milvus_families import Family, drop_other_families, families_present, read_live
+from .milvus_store import MilvusIndex, MilvusStore, MilvusTarget, client_for, replaced_means_gone
 from .sources import digests_of
 from .store import FORMAT_VERSION, checkpoint
 from .types import ChunkingConfig, Document, Manifest, Passage, SourceRecord
@@ -31,29 +32,47 @@ from .types import ChunkingConfig, Document, Manifest, Passage, SourceRecord
 ONNX_FILES = ("model.onnx", "tokenizer.json", "config.json")
 
 
-def read_state(store: MilvusStore) -> tuple[int | None, Manifest | None]:
-    """(committed generation, its manifest); a collection from a newer rag is refused."""
-    gen = store.current()
-    if gen is None:
-        return None, None
-    data = store.manifest_json(gen)
+def read_state(target: MilvusTarget) -> tuple[MilvusStore | None, int | None, Manifest | None]:
+    """(the live family's store, its committed generation, that generation's manifest), all
+    None when there is no index; a collection from a newer rag is refused."""
+    live = read_live(client_for(target), target.collection)
+    if live is None:
+        return None, None, None
+    family, gen = live
+    store = MilvusStore(target, family)
+    with replaced_means_gone(store):
+        data = store.manifest_json(gen)
     version = data.get("format_version")
     if isinstance(version, int) and version > FORMAT_VERSION:
         raise RagError(f"the {store.target.describe()} was written by a newer version of rag (format {version}; "
                        f"this one reads {FORMAT_VERSION}); upgrade rag, or replace it with: rag index --full")
     try:
-        return gen, Manifest.from_json(data)
+        return store, gen, Manifest.from_json(data)
     except (KeyError, TypeError, ValueError) as exc:
         raise RagError(f"the {store.target.describe()} is damaged (manifest: {exc}); rebuild it with: rag index --full") from None
 
 
-def open_milvus(target: MilvusTarget) -> MilvusIndex:
-    """The committed generation, ready to search; a one-line error when there is none."""
-    store = MilvusStore(target)
-    gen, manifest = read_state(store)
-    if gen is None or manifest is None:
-        raise RagError(f"no index in the {target.describe()}; build it with: rag index --store {target.spec} --collection {target.collection}")
-    return MilvusIndex(store, gen, manifest)
+def open_milvus(target: MilvusTarget, attempts: int = 3) -> MilvusIndex:
+    """The committed generation, ready to search; a one-line error when there is none. A
+    family dropped between reading the pointer and opening it (a full rebuild finishing) is
+    followed to the new one."""
+    for attempt in range(attempts):
+        try:
+            store, gen, manifest = read_state(target)
+            if store is None or gen is None or manifest is None:
+                raise RagError(f"no index in the {target.describe()}; build it with: "
+                               f"rag index --store {target.spec} --collection {target.collection}")
+            return MilvusIndex(store, gen, manifest)
+        except GenerationGone:
+            if attempt == attempts - 1:
+                raise
+    raise AssertionError("unreachable")
+
+
+def live_label(target: MilvusTarget) -> str | None:
+    """The name of the live generation, `<collection>@<gen>` (the app reloads when it changes)."""
+    live = read_live(client_for(target), target.collection)
+    return None if live is None else f"{target.collection}@{live[1]}"
 
 
 def onnx_sha(folder: Path) -> str:
@@ -121,21 +140,38 @@ def build_milvus(
     started = time.perf_counter()
     config = config or ChunkingConfig()
     check_budget(encoder, config)
-    store = MilvusStore(target)
-    gen, manifest = read_state(store)
+    try:
+        live_store, gen, manifest = read_state(target)
+    except GenerationGone:
+        raise
+    except RagError:
+        if not full:
+            raise
+        live_store, gen, manifest = None, None, None  # damaged or newer: --full replaces it
     precision = precision or (manifest.precision if manifest is not None else DEFAULT_PRECISION)
     if precision not in PRECISIONS:
         raise RagError(f"--precision must be one of {', '.join(PRECISIONS)}, got {precision!r}")
     reason = "--full was given" if full and manifest is not None else full_rebuild_reason(manifest, encoder, config, precision)
+    client = client_for(target)
+    # Generation numbers only go up, past any family a killed build left under a higher one.
+    new_gen = max([gen or 0, *(n for n in families_present(client, target.collection) if n is not None)]) + 1
+    if live_store is not None and gen is not None and reason is None:  # an update writes into the live family
+        store = live_store
+        drop_other_families(client, store.family)  # what killed full builds left
+        store.clean(gen, manifest)  # what a killed update left
+    else:  # a full build fills a new family beside the live one, which readers keep until the switch
+        store = MilvusStore(target, Family(target.collection, new_gen))
+        keep = live_store.family if live_store is not None else store.family
+        drop_other_families(client, keep)
     if gen is not None and reason is None:
-        store.clean(gen, manifest)  # what a killed build left
         assert manifest is not None
         if same_sources(manifest, digests_of(docs)):
             return BuildReport(path=Path(target.uri), documents=len(docs), passages=manifest.passages,
                                sentences=manifest.sentences, seconds=time.perf_counter() - started, encode_seconds=0.0,
                                unchanged=len(docs), reused=manifest.passages, up_to_date=True)
     if reason and log:
-        log(f"full rebuild: {reason}")
+        beside = "; readers keep the live index until the new one is complete" if live_store is not None else ""
+        log(f"full rebuild: {reason}{beside}")
     old = manifest.sources if manifest is not None and reason is None else {}
     unchanged = {d.id for d in docs if d.id in old and old[d.id].sha256 == d.sha256}
     changed = {d.id for d in docs if d.id in old and d.id not in unchanged}
@@ -144,7 +180,6 @@ def build_milvus(
     if old and log:
         log(f"updating: {len(added)} new, {len(changed)} changed, {len(removed)} removed source file(s)")
     next_id = manifest.next_id if manifest is not None else 0
-    new_gen = (gen or 0) + 1
 
     with tempfile.TemporaryDirectory() as scratch:
         onnx = _onnx_copy(encoder, None, None, Path(scratch) / "onnx", precision)
@@ -160,6 +195,7 @@ def build_milvus(
         checkpoint("encoded")
         if reason is not None:
             store.create(encoder.dimension)
+            checkpoint("created")
         sha = keep_model_copy(store, onnx[0]) if onnx[0] is not None else None
 
     passages = []
@@ -193,7 +229,8 @@ def build_milvus(
         onnx=onnx[1],
     )
     store.commit(new_gen, new_manifest, {d.id: d.text for d in docs})
-    store.clean(new_gen, new_manifest)
+    drop_other_families(store.client, store.family, lambda: checkpoint("cleaning"))  # the family a full build replaced
+    store.clean(new_gen, new_manifest, lambda: checkpoint("cleaning"))
     return BuildReport(
         path=Path(target.uri), documents=len(docs), passages=new_manifest.passages, sentences=sentences,
         seconds=time.perf_counter() - started, encode_seconds=encode_seconds, added=len(added), changed=len(changed),

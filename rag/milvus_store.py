@@ -1,28 +1,31 @@
-"""Stage 4, vectors -> Milvus: the same index in a Milvus collection (server or Milvus Lite).
+"""Stage 4, vectors -> Milvus: the same index in Milvus collections (server or Milvus Lite).
 
-Three collections per index, named after `--collection` (default "rag"):
+One family of three collections per full build (names and the live pointer: rag.milvus_families):
 
-    <name>            one row per passage: id, source, its file's sha256, start/end offsets,
-                      text, context, sentence spans, sentence stems, BM25 stems (Milvus's BM25
-                      function indexes them into a sparse field), the unit vector, and `gen`,
-                      the generation that inserted it
-    <name>_sentences  one row per sentence: id (passage id * 1024 + position), passage, vector
-    <name>_meta       blobs (zlib + base64 in 60 kB rows): each generation's manifest and
-                      lexicon (vocabulary, document frequencies, best scores), the source texts
-                      by sha256, and `current`, the committed generation
+    passages    one row per passage: id, source, its file's sha256, start/end offsets, text,
+                context, sentence spans, sentence stems, BM25 stems (Milvus's BM25 function
+                indexes them into a sparse field), the unit vector, and `gen`, the generation
+                that inserted it
+    sentences   one row per sentence: id (passage id * 1024 + position), passage, vector
+    meta        blobs (zlib + base64 in 60 kB rows): each generation's manifest and lexicon
+                (vocabulary, document frequencies, best scores), the source texts by sha256,
+                and the model copy
 
 Dense and BM25 search run on the engine (one hybrid request); a question's candidates are
 then fetched and scored by the same functions as the folder store's, so answers agree.
 
 Crash safety: Milvus has no transactions across rows, so a generation is made visible by one
-write, `current`. An update first inserts its rows (with `gen` = the new generation; readers
-filter `gen <= current`, so they never see them early), then writes the new manifest and
-lexicon, then switches `current`, and only then deletes the rows it replaced. Between the
-switch and the delete, readers drop rows whose file sha256 is not the manifest's. A killed
-build leaves rows above `current` (or replaced rows below it); the next build deletes both
-before it starts. One writer at a time: Milvus has no lock we can take atomically, so a
-second concurrent `rag index` on the same collection is not detected (run updates from one
-place).
+write, the pointer row. A full build fills a new family beside the live one and switches
+the pointer to it; only then are the old family's collections dropped. An update inserts its
+rows into the live family with `gen` = the new generation (readers filter `gen <= current`,
+so they never see them early), then writes the new manifest and lexicon, then switches the
+pointer, and only then deletes the rows it replaced. Between the switch and the delete,
+readers drop rows whose file sha256 is not the manifest's. A killed build leaves rows above
+the committed generation, replaced rows below it, or a family the pointer does not name; the
+next build removes all three before it starts. A reader whose family was dropped under it
+gets GenerationGone and reopens the live one. One writer at a time: Milvus has no lock we can
+take atomically, so a second concurrent `rag index` on the same collection is not detected
+(run updates from one place).
 """
 
 from __future__ import annotations
@@ -33,15 +36,18 @@ import os
 import zlib
 from collections import OrderedDict
 from collections.abc import Callable, Collection, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
-from .errors import RagError
+from .errors import GenerationGone, RagError
+from .milvus_families import Family, is_missing_collection, key_value_schema, switch
 from .lexical import LexicalIndex, Lexicon, candidate_bm25, lexicon_of, stems_of
 from .passages import ROW_DTYPE, PassageTable
 from .query import QueryTerms
+from .store import checkpoint
 from .types import Manifest, Passage
 
 SENTENCE_SLOTS = 1024  # sentence ids are passage id * SENTENCE_SLOTS + position
@@ -78,6 +84,8 @@ def parse_store(spec: str, collection: str = "rag") -> MilvusTarget:
 
     if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]{0,200}", collection or ""):
         raise RagError(f"--collection must be letters, digits and underscores, starting with a letter, got {collection!r}")
+    if "__" in collection:
+        raise RagError(f"--collection may not hold '__' (the store names its own collections <name>__...), got {collection!r}")
     if spec.startswith("milvus://"):
         host = spec[len("milvus://"):].rstrip("/")
         if not re.fullmatch(r"[A-Za-z0-9.\-\[\]:]+:\d+", host):
@@ -107,8 +115,10 @@ def client_for(target: MilvusTarget) -> Any:
             except ImportError:
                 raise RagError("the Milvus store needs pymilvus (and milvus-lite for milvus:PATH.db); "
                                "run: bash scripts/setup.sh") from None
-            for name in ("pymilvus", "pymilvus.orm.iterator"):  # its iterators warn about Milvus Lite's clocks
-                logging.getLogger(name).setLevel(logging.ERROR)
+            # Its iterators warn about Milvus Lite's clocks, and it logs every failed call that it then
+            # raises (a family dropped under a reader among them): we report what it raises.
+            for name in ("pymilvus", "pymilvus.orm.iterator"):
+                logging.getLogger(name).setLevel(logging.CRITICAL)
             if target.lite:
                 folder = os.path.dirname(target.uri)
                 if not os.path.isdir(folder):
@@ -147,12 +157,11 @@ def _quoted(values: Collection[str]) -> str:
 class MilvusStore:
     """Reads and writes one index in Milvus: blobs, passages and sentences."""
 
-    def __init__(self, target: MilvusTarget) -> None:
+    def __init__(self, target: MilvusTarget, family: Family) -> None:
         self.target = target
+        self.family = family
         self.client = client_for(target)
-        self.passages_name = target.collection
-        self.sentences_name = f"{target.collection}_sentences"
-        self.meta_name = f"{target.collection}_meta"
+        self.passages_name, self.sentences_name, self.meta_name = family.names
 
     # -- blobs --------------------------------------------------------------------------
 
@@ -187,13 +196,6 @@ class MilvusStore:
             keys = [name] + [f"{name}#{i}" for i in range(int(head[0]["value"]))]
             self.client.delete(self.meta_name, ids=keys)
 
-    def current(self) -> int | None:
-        """The committed generation, or None when the collection holds no index."""
-        if not self.exists():
-            return None
-        row = self.client.get(self.meta_name, ids=["current"], output_fields=["value"])
-        return int(row[0]["value"]) if row else None
-
     def manifest_json(self, gen: int) -> dict[str, Any]:
         data = self.get_blob(f"manifest/{gen}")
         if data is None:
@@ -218,20 +220,16 @@ class MilvusStore:
     # -- writing ------------------------------------------------------------------------
 
     def create(self, dimension: int) -> None:
-        """The three collections, empty (any old ones dropped)."""
+        """This family's three collections, empty (what a killed build left under the same
+        names dropped); the live family, if another, is not touched."""
         from pymilvus import DataType, Function, FunctionType
 
-        for name in (self.passages_name, self.sentences_name, self.meta_name):
+        for name in self.family.names:
             if self.client.has_collection(name):
                 self.client.drop_collection(name)
         vector_index = ("FLAT", {}) if self.target.lite else ("HNSW", {"M": 32, "efConstruction": 200})
 
-        meta = self.client.create_schema(auto_id=False)
-        meta.add_field("key", DataType.VARCHAR, max_length=512, is_primary=True)
-        meta.add_field("value", DataType.VARCHAR, max_length=TEXT_MAX)
-        meta.add_field("v", DataType.FLOAT_VECTOR, dim=2)  # Milvus wants a vector in every collection
-        params = self.client.prepare_index_params()
-        params.add_index("v", index_type="FLAT", metric_type="L2")
+        meta, params = key_value_schema(self.client)
         self.client.create_collection(self.meta_name, schema=meta, index_params=params, consistency_level="Strong")
 
         passages = self.client.create_schema(auto_id=False)
@@ -289,6 +287,7 @@ class MilvusStore:
                 for j in range(len(p.sentences)):
                     sentence_rows.append({"id": p.id * SENTENCE_SLOTS + j, "passage": p.id, "vector": block[j].tolist()})
             self.client.insert(self.passages_name, rows)
+            checkpoint("inserting")
             for s in range(0, len(sentence_rows), 2 * INSERT_BATCH):
                 self.client.insert(self.sentences_name, sentence_rows[s : s + 2 * INSERT_BATCH])
             if progress:
@@ -331,21 +330,22 @@ class MilvusStore:
         self.put_blob(f"lexicon/{gen}", json.dumps({"stems": stems, "df": lexicon.df.tolist(),
                                                      "term_max": lexicon.term_max.tolist(), "n": lexicon.n_docs,
                                                      "avgdl": lexicon.avgdl}).encode("utf-8"))
+        checkpoint("manifest")
         self.put_blob(f"manifest/{gen}", json.dumps(manifest.to_json()).encode("utf-8"))
-        from .store import checkpoint
-
         checkpoint("flushed")
-        self.client.upsert(self.meta_name, [{"key": "current", "value": str(gen), "v": [0.0, 0.0]}])
+        switch(self.client, self.family, gen)
         checkpoint("switched")
 
     def get_blob_head(self, name: str) -> int | None:
         head = self.client.get(self.meta_name, ids=[name], output_fields=["value"])
         return int(head[0]["value"]) if head else None
 
-    def clean(self, gen: int, manifest: Manifest | None) -> None:
+    def clean(self, gen: int, manifest: Manifest | None, between: Callable[[], None] = lambda: None) -> None:
         """Remove what is not part of committed generation `gen`: rows of unfinished builds,
-        rows whose file version the manifest no longer lists, old manifests, lexicons and texts."""
+        rows whose file version the manifest no longer lists, old manifests, lexicons and texts
+        (`between` runs after the first of these steps)."""
         self.delete_passages(f"gen > {gen}")
+        between()
         if manifest is not None:
             for source, shas in self._versions(gen).items():
                 record = manifest.sources.get(source)
@@ -374,6 +374,21 @@ class MilvusStore:
                                     ["id", "source", "sha", "sentences"]))
 
 
+@contextmanager
+def replaced_means_gone(store: MilvusStore) -> Iterator[None]:
+    """Turn "collection not found" while reading `store`'s family into GenerationGone: a full
+    rebuild switched readers to a new family and dropped this one."""
+    try:
+        yield
+    except RagError:
+        raise
+    except Exception as exc:  # noqa: BLE001 (pymilvus raises its own types)
+        if is_missing_collection(exc):
+            raise GenerationGone(f"the {store.target.describe()} was rebuilt while this question was answered; "
+                                 "ask again") from None
+        raise
+
+
 class _Texts(Mapping[str, str]):
     """Source texts as indexed, read from Milvus when first needed and kept (a few hundred)."""
 
@@ -386,7 +401,8 @@ class _Texts(Mapping[str, str]):
             self._cache.move_to_end(source)
             return self._cache[source]
         record = self._manifest.sources.get(source)
-        text = self._store.text(record.sha256) if record else None
+        with replaced_means_gone(self._store):
+            text = self._store.text(record.sha256) if record else None
         if text is None:
             raise KeyError(source)
         self._cache[source] = text
@@ -406,7 +422,8 @@ class MilvusIndex:
 
     def __init__(self, store: MilvusStore, gen: int, manifest: Manifest) -> None:
         self.store, self.gen, self.manifest = store, gen, manifest
-        self.lexicon = store.lexicon(gen)
+        with replaced_means_gone(store):
+            self.lexicon = store.lexicon(gen)
         self.texts: Mapping[str, str] = _Texts(store, manifest)
         self.label = f"{store.target.collection}@{gen}"
         self._shas = {source: record.sha256 for source, record in manifest.sources.items()}
@@ -425,6 +442,10 @@ class MilvusIndex:
         """The candidates of one question as a small in-memory index (rows in id order), all of
         them searched: the union of the engine's dense and BM25 top `pool` (one hybrid
         request), or every passage of `sources` when the search is limited to them."""
+        with replaced_means_gone(self.store):
+            return self._view(qvec, terms, pool, sources)
+
+    def _view(self, qvec: np.ndarray, terms: QueryTerms, pool: int, sources: Collection[str] | None) -> tuple[Any, np.ndarray | None]:
         from pymilvus import AnnSearchRequest, RRFRanker
 
         visible = f"gen <= {self.gen}"
@@ -494,8 +515,9 @@ class MilvusIndex:
 
     def all_passages(self) -> Iterator[Passage]:
         """Every passage of the generation (for evaluation), in id order."""
-        rows = list(self.store._query_all(self.store.passages_name, f"gen <= {self.gen}",
-                                          ["id", "source", "sha", "start", "end", "text", "context", "sentences"]))
+        with replaced_means_gone(self.store):
+            rows = list(self.store._query_all(self.store.passages_name, f"gen <= {self.gen}",
+                                              ["id", "source", "sha", "start", "end", "text", "context", "sentences"]))
         for r in sorted(rows, key=lambda r: int(r["id"])):
             if self._shas.get(r["source"]) == r["sha"]:
                 yield Passage(source=r["source"], start=int(r["start"]), end=int(r["end"]), text=r["text"],

@@ -17,6 +17,7 @@ from typing import Any
 from .checks import MAX_QUESTION_CHARS, check_k
 from .errors import RagError
 from .freshness import SourceWatch, with_changes
+from .locations import on_live
 from .search import Searcher
 from .sources import shorten
 from .types import Answer, Figure, Hit, Manifest, Statement
@@ -324,11 +325,21 @@ class AppState:
         self._current = current
         self._log = log or (lambda message: None)
         self._stop = threading.Event()
+        self._reloading = threading.Lock()
         if current is not None:
             threading.Thread(target=self._watch, args=(poll_seconds,), name="rag-reload", daemon=True).start()
 
     def get(self) -> Backend:
         return self._backend
+
+    def reload(self) -> Backend:
+        """Load the live generation now (the one held was removed under it) and serve it."""
+        with self._reloading:
+            backend = self._load()
+            if backend.generation != self._backend.generation:
+                self._backend = backend
+                self._log(f"switched to index generation {backend.generation}")
+            return self._backend
 
     def _watch(self, poll_seconds: float) -> None:
         assert self._current is not None
@@ -336,9 +347,10 @@ class AppState:
             try:
                 name = self._current()
                 if name and name != self._backend.generation:
-                    backend = self._load()
-                    self._backend = backend  # one reference assignment: atomic for readers
-                    self._log(f"switched to index generation {backend.generation}")
+                    with self._reloading:
+                        backend = self._load()
+                        self._backend = backend  # one reference assignment: atomic for readers
+                        self._log(f"switched to index generation {backend.generation}")
             except Exception as exc:  # keep serving the old generation; try again next poll
                 self._log(f"index reload failed ({exc}); still serving {self._backend.generation}")
 
@@ -351,7 +363,8 @@ def ask_json(state: AppState, question: str, k: int = DEFAULT_K) -> dict[str, An
     import gradio as gr
 
     try:
-        return state.get().ask(question, check_k(k)).to_json()
+        k = check_k(k)
+        return on_live(state.get, state.reload, lambda backend: backend.ask(question, k).to_json())
     except RagError as exc:
         raise gr.Error(str(exc)) from None
 
@@ -366,12 +379,12 @@ def ask_html(state: AppState, question: str, k: Any, sources: Sequence[str] | No
             f"That question is {len(question)} characters long; please keep it under "
             f"{MAX_QUESTION_CHARS} characters."
         )
-    backend = state.get()
     try:
-        answer = backend.ask(question, check_k(k), list(sources or []))
+        k = check_k(k)
+        return on_live(state.get, state.reload,
+                       lambda backend: render_answer(backend.ask(question, k, list(sources or [])), backend.texts))
     except RagError as exc:
         return render_message(str(exc))
-    return render_answer(answer, backend.texts)
 
 
 def import_in_background(module: str) -> threading.Thread:

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import os
+import subprocess
 import sys
+import threading
 from pathlib import Path
 
 import pytest
@@ -83,3 +85,29 @@ def seed_index(tmp_path_factory: pytest.TempPathFactory, real_encoder) -> Path:
     root = tmp_path_factory.mktemp("seed-index") / "index"
     build_index(SEEDS, root, real_encoder)
     return root
+
+
+# -- rag in real processes (the crash tests kill them) ------------------------------------
+
+
+def rag_process(*args: str, env_extra: dict[str, str] | None = None) -> subprocess.Popen:
+    """`python -m rag ARGS` from this checkout, its stdout and stderr piped as text."""
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "HF_HUB_OFFLINE": "1", **(env_extra or {})}
+    return subprocess.Popen([sys.executable, "-m", "rag", *args], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+
+def wait_for(stream, needle: str, timeout: float = 300) -> list[str]:
+    """Read `stream` on a thread until a line holds `needle` (fails after `timeout` s)."""
+    lines: list[str] = []
+    done = threading.Event()
+
+    def read() -> None:
+        for line in stream:
+            lines.append(line)
+            if needle in line:
+                done.set()
+                return
+
+    threading.Thread(target=read, daemon=True).start()
+    assert done.wait(timeout), "".join(lines)
+    return lines

@@ -21,7 +21,8 @@ pytest.importorskip("milvus_lite")
 
 from rag.errors import RagError  # noqa: E402
 from rag.locations import Location, build_at, location, open_searcher  # noqa: E402
-from rag.milvus_store import MilvusStore, parse_store  # noqa: E402
+from rag.milvus_build import read_state  # noqa: E402
+from rag.milvus_store import parse_store  # noqa: E402
 from rag.sources import load_documents  # noqa: E402
 from rag.types import ChunkingConfig  # noqa: E402
 
@@ -209,9 +210,8 @@ def test_a_killed_update_is_invisible_and_cleaned_by_the_next_build(tmp_path: Pa
     where = _where("milvus", tmp_path)
     sources = write_corpus(tmp_path / "sources", SMALL_CORPUS)
     _build(where, sources, encoder)
-    store = MilvusStore(where.milvus)
+    store, gen, _ = read_state(where.milvus)
     before = open_searcher(where, encoder=encoder).ask("volcano eruption harbour", 3)
-    gen = store.current()
     text = "A volcano eruption destroyed the harbour of the volcano island."
     ghost = Passage(source="volcano.txt", start=0, end=len(text), text=text, context="", sentences=((0, len(text)),),
                     id=10_000, sentence_row=0)
@@ -222,7 +222,7 @@ def test_a_killed_update_is_invisible_and_cleaned_by_the_next_build(tmp_path: Pa
     _build(where, sources, encoder)  # nothing changed: the leftover rows are still removed
     assert store.client.query(store.passages_name, filter="id == 10000", output_fields=["id"]) == []
     count = len(store.client.query(store.passages_name, filter="id >= 0", output_fields=["id"]))
-    assert count == store.manifest_json(store.current())["passages"]
+    assert count == store.manifest_json(read_state(where.milvus)[1])["passages"]
 
 
 def test_the_stored_lexicon_equals_bm25s(tmp_path: Path) -> None:
@@ -253,6 +253,8 @@ def test_bad_store_options_are_one_line(spec: str, message: str) -> None:
         parse_store(spec)
     with pytest.raises(RagError, match="--collection must be"):
         parse_store("milvus:a.db", "bad-name!")
+    with pytest.raises(RagError, match="may not hold '__'"):
+        parse_store("milvus:a.db", "rag__live")
 
 
 def test_cli_store_options(tmp_path: Path) -> None:

@@ -6,13 +6,12 @@ import os
 import signal
 import subprocess
 import sys
-import threading
 import time
 from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import ROOT, served_searcher, write_corpus
+from conftest import ROOT, rag_process, served_searcher, wait_for, write_corpus
 from fakes import HashEncoder
 
 from rag.build import build_index
@@ -172,27 +171,6 @@ def test_app_switches_to_a_new_generation_between_requests(setup):
 # --- processes: SIGKILL at every checkpoint of a build, and --watch --------------------------
 
 POINTS = ["chunked", "encoded", "writing", "flushed", "renamed", "pointer", "switched"]
-
-
-def rag_process(*args: str, env_extra: dict[str, str] | None = None) -> subprocess.Popen:
-    env = {**os.environ, "PYTHONPATH": str(ROOT), "HF_HUB_OFFLINE": "1", **(env_extra or {})}
-    return subprocess.Popen([sys.executable, "-m", "rag", *args], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-
-
-def wait_for(stream, needle: str, timeout: float = 300) -> list[str]:
-    lines: list[str] = []
-    done = threading.Event()
-
-    def read() -> None:
-        for line in stream:
-            lines.append(line)
-            if needle in line:
-                done.set()
-                return
-
-    threading.Thread(target=read, daemon=True).start()
-    assert done.wait(timeout), "".join(lines)
-    return lines
 
 
 @pytest.mark.model
