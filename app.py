@@ -51,13 +51,22 @@ def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
-    from rag.batching import MicroBatchEncoder
+    from rag.encoding import MicroBatchEncoder, question_encoder
     from rag.errors import RagError
+    from rag.index import inspect_index
     from rag.locations import current_label, location, open_searcher
-    from rag.serve import current_name, ensure_at, ensure_index, open_backend, open_backend_at, question_encoder
-    from rag.server import build_app, serve
-    from rag.store import inspect_index
-    from rag.webui import AppState, build_ui, import_in_background
+    from rag.web import (
+        AppState,
+        build_app,
+        build_ui,
+        current_name,
+        ensure_at,
+        ensure_index,
+        import_in_background,
+        open_backend,
+        open_backend_at,
+        serve,
+    )
 
     @functools.cache
     def import_gradio() -> Thread:

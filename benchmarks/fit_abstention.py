@@ -35,8 +35,11 @@ import numpy as np
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from rag.abstention import FEATURES, AbstentionModel  # noqa: E402
-from rag.calibration import (  # noqa: E402
+from rag.encoding.choice import question_encoder  # noqa: E402
+from rag.encoding.model import SentenceTransformerEncoder  # noqa: E402
+from rag.encoding.recipes import DEFAULT_PRECISION, PRECISIONS  # noqa: E402
+from rag.evaluation.beir import beir_group, beir_index  # noqa: E402
+from rag.evaluation.calibration import (
     MODEL_FEATURES,
     Labelled,
     auroc,
@@ -47,17 +50,11 @@ from rag.calibration import (  # noqa: E402
     threshold_for_answer_rate,
     threshold_min_error,
 )
-from rag.embedding import DEFAULT_MODEL, SentenceTransformerEncoder  # noqa: E402
-from rag.eval_runner import EvalOptions, beir_group, beir_index, contains, evaluate, labelled  # noqa: E402
-from rag.evaluation import (  # noqa: E402
-    answer_passages,
-    containment_judgements,
-    document_run,
-    load_beir,
-    load_questions,
-)
-from rag.onnx_encoder import DEFAULT_PRECISION, PRECISIONS, question_encoder  # noqa: E402
-from rag.store import open_index  # noqa: E402
+from rag.evaluation.metrics import answer_passages, containment_judgements, document_run
+from rag.evaluation.questions import load_beir, load_questions
+from rag.evaluation.runner import EvalOptions, contains, evaluate, labelled  # noqa: E402
+from rag.index.reading import open_index  # noqa: E402
+from rag.types import FEATURES, AbstentionModel  # noqa: E402
 
 REFUSAL_COST = 2.0  # a wrongly refused answerable question, against 1 for an answered off-topic one
 SEED_WEIGHT = 5.0  # of 1 and 5, the better SQuAD 2.0 AUROC out of sample (0.708 and 0.713)
@@ -76,7 +73,7 @@ def squad2(folder: Path, builder: SentenceTransformerEncoder, precision: str) ->
 
 
 def seeds(builder: SentenceTransformerEncoder, tmp: Path, precision: str) -> tuple[list[Labelled], list[str]]:
-    from rag.build import build_index
+    from rag.index.build import build_index
 
     build_index(ROOT / "seeds", tmp / "index", builder, precision=precision)
     index = open_index(tmp / "index")

@@ -3,8 +3,8 @@
     python benchmarks/int8_fidelity.py [--alphas 0.5,0.7,0.75,0.8,0.85] [--texts 400] [--json]
 
 Exports the model's fp32 copy, an int8 copy quantized as it is (no smoothing), one int8 copy
-per smoothing alpha (rag.onnx_encoder.smoothed) and the default int8 copy (smoothed, its
-feed-forward outlier channels split off: rag.onnx_encoder.split_outliers), then encodes, one
+per smoothing alpha (rag.encoding.int8.smoothed) and the default int8 copy (smoothed, its
+feed-forward outlier channels split off: rag.encoding.int8.split_outliers), then encodes, one
 text per run as builds and questions are: SQuAD v1.1 dev paragraphs and questions of the
 tuning articles (benchmarks/splits.py's), where the alpha and the split were chosen, and of
 the 24 held-out articles, never used to choose them. Per copy and set: the mean of 1 - cosine
@@ -27,8 +27,10 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from benchmarks.splits import squad_v1_tuning_titles  # noqa: E402
-from rag.embedding import SentenceTransformerEncoder  # noqa: E402
-from rag.onnx_encoder import SMOOTH_ALPHA, ExportUnavailable, OnnxEncoder, export_onnx  # noqa: E402
+from rag.encoding.export import ExportUnavailable, export_onnx  # noqa: E402
+from rag.encoding.int8 import SMOOTH_ALPHA  # noqa: E402
+from rag.encoding.model import SentenceTransformerEncoder  # noqa: E402
+from rag.encoding.onnx import OnnxEncoder  # noqa: E402
 
 DATASET = ROOT.parent / "shared" / "datasets" / "squad-v1.1-dev"
 SQUAD2 = ROOT.parent / "shared" / "datasets" / "squad-v2.0-dev-half"

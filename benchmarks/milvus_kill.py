@@ -98,7 +98,7 @@ def main() -> int:
     final = rag("index", "--sources", str(sources), "--store", store, "--quiet")
     code = final.wait(1200)
     check = subprocess.run([sys.executable, "-c", (
-        "import sys; from rag.milvus_store import parse_store, client_for; from rag.milvus_families import families_present;"
+        "import sys; from rag.index.milvus.client import parse_store, client_for; from rag.index.milvus.families import families_present;"
         f"t = parse_store({store!r}); print(len(families_present(client_for(t), 'rag')), sorted(client_for(t).list_collections()))")],
         capture_output=True, text=True, env={**os.environ, "PYTHONPATH": str(ROOT)})
     print(f"final rag index: exit {code} in {time.perf_counter() - started:.1f} s; families left, collections: "

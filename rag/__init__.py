@@ -11,14 +11,14 @@ from typing import TYPE_CHECKING, Any
 __version__ = "0.1.0"
 
 if TYPE_CHECKING:
-    from .api import OpenIndex, build, open  # noqa: A004
+    from rag.api import OpenIndex, build, open  # noqa: A004
 
 __all__ = ["OpenIndex", "build", "open", "__version__"]
 
 
 def __getattr__(name: str) -> Any:
     if name in ("open", "build", "OpenIndex"):
-        from . import api
+        import rag.api as api
 
         return getattr(api, name)
     raise AttributeError(f"module 'rag' has no attribute {name!r}")

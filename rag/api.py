@@ -17,12 +17,21 @@ from collections.abc import Collection, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from .locations import Location, build_at, encoder_for_build, location, on_live, open_searcher, settings_at
-from .types import Answer, Manifest
+from rag.answer import Answer
+from rag.locations import (
+    Location,
+    build_at,
+    encoder_for_build,
+    location,
+    on_live,
+    open_searcher,
+    settings_at,
+)
+from rag.types import Manifest
 
 if TYPE_CHECKING:
-    from .build import BuildReport
-    from .search import Searcher
+    from rag.answer import Searcher
+    from rag.index import BuildReport
 
 
 def _where(index: str | os.PathLike[str], collection: str) -> Location:
@@ -34,7 +43,7 @@ class OpenIndex:
     """One opened index and the copy of the model its passages were encoded with."""
 
     def __init__(self, where: Location, model: str | None = None) -> None:
-        from .freshness import SourceWatch
+        from rag.answer import SourceWatch
 
         self.where = where
         self._model = model  # when given, the index must have been built with it
@@ -43,7 +52,7 @@ class OpenIndex:
 
     def _reopen(self) -> Searcher:
         """The live generation, when a full rebuild removed the one held (Milvus)."""
-        from .freshness import SourceWatch
+        from rag.answer import SourceWatch
 
         self._searcher = open_searcher(self.where, self._model)
         self._watch = SourceWatch(self._searcher.index.manifest)
@@ -60,7 +69,7 @@ class OpenIndex:
 
     def ask_many(self, questions: Sequence[str], k: int = 5, sources: Collection[str] | None = None) -> list[Answer]:
         """Answers in order (the questions are encoded together)."""
-        from .freshness import with_changes
+        from rag.answer import with_changes
 
         def ask(searcher: Searcher) -> list[Answer]:
             return [with_changes(a, self._watch) for a in searcher.ask_many(list(questions), k, sources)]
@@ -79,7 +88,7 @@ def open(index: str | os.PathLike[str] = "index", collection: str = "rag") -> Op
 def build(sources: str | os.PathLike[str], index: str | os.PathLike[str] = "index", collection: str = "rag",
           full: bool = False, precision: str | None = None, model: str | None = None, progress: bool = False) -> BuildReport:
     """Build or update the index from a folder of .txt/.md articles (only what changed)."""
-    from .sources import load_documents
+    from rag.sources import load_documents
 
     where = _where(index, collection)
     docs = load_documents(Path(sources))

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import math
 
-from .errors import RagError
+from rag.errors import RagError
 
 MAX_QUESTION_CHARS = 1000
 MAX_K = 100

@@ -11,4 +11,3 @@ class RagError(Exception):
 class GenerationGone(RagError):
     """The generation being read was replaced and removed by a full rebuild while a question
     was being answered; whoever holds the reader reopens the live generation and asks again."""
-

@@ -11,15 +11,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, TypeVar
 
-from .errors import GenerationGone, RagError
+from rag.errors import GenerationGone, RagError
 
 if TYPE_CHECKING:
-    from .build import BuildReport
-    from .embedding import Encoder
-    from .milvus_store import MilvusTarget
-    from .reader import IndexReader
-    from .search import Searcher
-    from .types import ChunkingConfig, Document, Manifest
+    from rag.answer import Searcher
+    from rag.encoding import Encoder
+    from rag.index import BuildReport, IndexReader
+    from rag.index.milvus import MilvusTarget
+    from rag.types import ChunkingConfig, Document, Manifest
 
 
 R = TypeVar("R")
@@ -43,7 +42,7 @@ class Location:
 def location(index: Path | str = "index", store: str | None = None, collection: str = "rag") -> Location:
     """The location named by the --index / --store / --collection options."""
     if store:
-        from .milvus_store import parse_store
+        from rag.index.milvus import parse_store
 
         return Location(Path(index), parse_store(store, collection))
     if collection != "rag":
@@ -54,16 +53,16 @@ def location(index: Path | str = "index", store: str | None = None, collection: 
 def read_manifest_at(where: Location) -> Manifest:
     """The current manifest, or one line saying to build."""
     if where.milvus is not None:
-        from .milvus_build import open_milvus
+        from rag.index.milvus import open_milvus
 
         return open_milvus(where.milvus).manifest
-    from .store import read_manifest
+    from rag.index import read_manifest
 
     return read_manifest(where.folder)
 
 
 def check_model(manifest: Manifest, model: str | None) -> None:
-    from .embedding import resolve_model
+    from rag.encoding import resolve_model
 
     if model is not None and resolve_model(model)[0] != manifest.model:
         raise RagError(
@@ -74,16 +73,16 @@ def check_model(manifest: Manifest, model: str | None) -> None:
 
 def open_searcher(where: Location, model: str | None = None, encoder: Encoder | None = None) -> Searcher:
     """The current generation with the copy of the model its passages were encoded with."""
-    from .search import Searcher
+    from rag.answer import Searcher
 
     if where.milvus is not None:
-        from .milvus_build import open_milvus, question_encoder_for
+        from rag.index.milvus import open_milvus, question_encoder_for
 
         index = open_milvus(where.milvus)
         check_model(index.manifest, model)
         return Searcher(index, encoder or question_encoder_for(index))
-    from .onnx_encoder import question_encoder
-    from .store import open_with, read_manifest
+    from rag.encoding import question_encoder
+    from rag.index import open_with, read_manifest
 
     check_model(read_manifest(where.folder), model)
     return open_with(where.folder, lambda index: Searcher(index, question_encoder(index.path, index.manifest.model, encoder)))
@@ -91,10 +90,10 @@ def open_searcher(where: Location, model: str | None = None, encoder: Encoder | 
 
 def open_reader(where: Location) -> IndexReader:
     if where.milvus is not None:
-        from .milvus_build import open_milvus
+        from rag.index.milvus import open_milvus
 
         return open_milvus(where.milvus)
-    from .store import open_index
+    from rag.index import open_index
 
     return open_index(where.folder)
 
@@ -102,10 +101,10 @@ def open_reader(where: Location) -> IndexReader:
 def current_label(where: Location) -> str | None:
     """The name of the live generation (the app reloads when it changes)."""
     if where.milvus is not None:
-        from .milvus_build import live_label
+        from rag.index.milvus import live_label
 
         return live_label(where.milvus)
-    from .store import current_generation
+    from rag.index import current_generation
 
     gen_path = current_generation(where.folder)
     return gen_path.name if gen_path else None
@@ -113,15 +112,14 @@ def current_label(where: Location) -> str | None:
 
 def settings_at(where: Location) -> tuple[str | None, ChunkingConfig, Manifest | None]:
     """The model and chunking an existing index keeps, and its manifest (None when new)."""
-    from .types import ChunkingConfig
+    from rag.types import ChunkingConfig
 
     if where.milvus is not None:
-        from .milvus_build import read_state
+        from rag.index.milvus import read_state
 
         _, _, manifest = read_state(where.milvus)
         return (manifest.model, manifest.chunking, manifest) if manifest else (None, ChunkingConfig(), None)
-    from .build import existing_settings
-    from .store import inspect_index
+    from rag.index import existing_settings, inspect_index
 
     state = inspect_index(where.folder)
     model, config = existing_settings(state)
@@ -130,8 +128,7 @@ def settings_at(where: Location) -> tuple[str | None, ChunkingConfig, Manifest |
 
 def encoder_for_build(where: Location, model: str | None, precision: str | None) -> Encoder:
     """What a build encodes with (a kept ONNX copy when one is at hand, else the model)."""
-    from .build import build_encoder
-    from .store import IndexState, inspect_index
+    from rag.index import IndexState, build_encoder, inspect_index
 
     if where.milvus is not None:
         return build_encoder(IndexState(where.folder, None, None, "none"), model, precision)
@@ -143,10 +140,10 @@ def build_at(where: Location, sources: Path, encoder: Encoder, docs: Sequence[Do
              precision: str | None = None, from_files: bool = True) -> BuildReport:
     """Bring the index up to date with `docs` (one new generation, or nothing when up to date)."""
     if where.milvus is not None:
-        from .milvus_build import build_milvus
+        from rag.index.milvus import build_milvus
 
         return build_milvus(where.milvus, sources, encoder, docs, config, full, progress, log, precision, from_files)
-    from .build import build_index
+    from rag.index import build_index
 
     return build_index(sources, where.folder, encoder, config, progress=progress, documents=docs, full=full, log=log,
                        precision=precision, from_files=from_files)

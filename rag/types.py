@@ -7,10 +7,100 @@ decoded, newlines untouched), so `document.text[start:end] == passage.text` hold
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+import math
+from dataclasses import dataclass, field, replace
+from functools import cached_property
 from typing import Any, Literal
 
-from .abstention import AbstentionModel
+import numpy as np
+
+FEATURES = ("sentence", "passage", "negation", "missing", "unseen_share", "score_gap", "coverage", "missing_name")
+
+
+@dataclass(frozen=True)
+class AbstentionModel:
+    """support = 1 / (1 + exp(-(bias + weights . features))); answered when support >= threshold."""
+
+    weights: tuple[float, ...]
+    bias: float
+    threshold: float
+    fitted_on: str  # what the weights and threshold were fitted on, in words
+    features: tuple[str, ...] = FEATURES
+    calibrated: bool = False  # fitted on this index's own questions (rag eval --calibrate)
+
+    def __post_init__(self) -> None:
+        if len(self.weights) != len(self.features):
+            raise ValueError(f"weights has {len(self.weights)} values for {len(self.features)} features")
+        unknown = set(self.features) - set(FEATURES)
+        if unknown:
+            raise ValueError(f"unknown abstention feature(s) {sorted(unknown)}; known: {', '.join(FEATURES)}")
+        if not all(math.isfinite(v) for v in (*self.weights, self.bias)):
+            raise ValueError("abstention weights and bias must be finite numbers")
+        if not 0.0 <= self.threshold <= 1.0:
+            raise ValueError(f"threshold must be between 0 and 1, got {self.threshold}")
+
+    def support(self, features: np.ndarray) -> np.ndarray:
+        """Support of each row of `features` (columns in FEATURES order)."""
+        columns = [FEATURES.index(f) for f in self.features]
+        # a row-wise sum, not a matrix product: a row's support must not depend on how many
+        # rows are scored with it (BLAS may sum a batch in another order)
+        z = self.bias + (np.asarray(features, dtype=np.float64)[:, columns] * np.asarray(self.weights)).sum(axis=1)
+        return 1.0 / (1.0 + np.exp(-np.clip(z, -50, 50)))
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "features": list(self.features),
+            "weights": [round(w, 6) for w in self.weights],
+            "bias": round(self.bias, 6),
+            "threshold": round(self.threshold, 6),
+            "fitted_on": self.fitted_on,
+            "calibrated": self.calibrated,
+        }
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> AbstentionModel:
+        """The model from its JSON; a missing or mistyped field is a ValueError naming it."""
+        weights, features = data.get("weights"), data.get("features")
+        if not isinstance(weights, list) or not all(isinstance(w, (int, float)) and not isinstance(w, bool) for w in weights):
+            raise ValueError("field 'abstention.weights' must be a list of numbers")
+        if not isinstance(features, list) or not all(isinstance(f, str) for f in features):
+            raise ValueError("field 'abstention.features' must be a list of feature names")
+        for name, kinds in (("bias", (int, float)), ("threshold", (int, float)), ("fitted_on", (str,)), ("calibrated", (bool,))):
+            if name in data and (not isinstance(data[name], kinds) or (isinstance(data[name], bool) and bool not in kinds)):
+                raise ValueError(f"field 'abstention.{name}' has the wrong type")
+        return cls(
+            weights=tuple(float(w) for w in weights),
+            bias=float(data.get("bias", 0.0)),
+            threshold=float(data["threshold"]) if "threshold" in data else 0.5,
+            fitted_on=str(data.get("fitted_on", "")),
+            features=tuple(features),
+            calibrated=bool(data.get("calibrated", False)),
+        )
+
+    def with_threshold(self, threshold: float) -> AbstentionModel:
+        return replace(self, threshold=float(threshold))
+
+
+@dataclass(frozen=True)
+class QueryTerms:
+    """The question's content words, one per distinct stem, in the order they appear."""
+
+    words: tuple[str, ...]  # as written in the question
+    stems: tuple[str, ...]
+    ids: tuple[int, ...]  # BM25 term id of each stem, -1 where the index has never seen it
+    negated: bool  # the question holds "not", "never", "n't"...
+    names: tuple[bool, ...] = ()  # per word: it looks like a name or a figure (capitalised
+    # after the question's first word, or holding a digit)
+
+    @cached_property
+    def known(self) -> np.ndarray:
+        """Sorted unique term ids the index has seen (int64)."""
+        return np.unique(np.array([i for i in self.ids if i >= 0], dtype=np.int64))
+
+    @property
+    def unseen(self) -> int:
+        return sum(1 for i in self.ids if i < 0)
+
 
 SegmentKind = Literal["prose", "list"]
 Span = tuple[int, int]  # [start, end) character offsets into a source's text
@@ -252,98 +342,3 @@ class Manifest:
             extra=field_of(data, "extra", "dict", {}),
             onnx=onnx,
         )
-
-
-@dataclass(frozen=True)
-class Hit:
-    """One ranked, cited passage of an answer."""
-
-    rank: int
-    score: float
-    source: str
-    title: str
-    start: int
-    end: int
-    text: str
-    highlight: tuple[int, int]  # the supporting sentence, as offsets into the source file
-    passage_id: int
-    support: float = 0.0  # how likely this passage answers the question (rag.abstention)
-    features: tuple[float, ...] = ()  # the evidence `support` was computed from (not in JSON)
-
-    def to_json(self) -> dict[str, Any]:
-        return {"rank": self.rank, "score": round(self.score, 6), "support": round(self.support, 4), **_cited(self)}
-
-
-def _cited(item: Hit | Statement) -> dict[str, Any]:
-    """The citation fields of a hit or a statement, as JSON, in one order for both."""
-    return {"source": item.source, "title": item.title, "start": item.start, "end": item.end, "text": item.text,
-            "highlight": [item.highlight[0], item.highlight[1]]}
-
-
-@dataclass(frozen=True)
-class Figure:
-    """A figure in a source's words (a count, a time of day, a date): its exact span and the
-    interval it states (counts: how many; times: minutes after midnight; dates: no value)."""
-
-    kind: FigureKind
-    start: int
-    end: int
-    text: str
-    low: float | None
-    high: float | None  # None above a low: open-ended ("over seventy")
-
-    def to_json(self) -> dict[str, Any]:
-        return {"kind": self.kind, "start": self.start, "end": self.end, "text": self.text, "low": self.low, "high": self.high}
-
-
-@dataclass(frozen=True)
-class Statement:
-    """What one source says in answer to a question: its best supporting sentence, cited."""
-
-    source: str
-    title: str
-    start: int
-    end: int
-    text: str  # == the source's text[start:end]
-    highlight: tuple[int, int]  # the part that supports the question (here the whole sentence)
-    score: float  # its support, as a hit's
-    figures: tuple[Figure, ...] = ()  # figures of the kind the question asks for, offsets in the file
-    group: int = 0  # statements of one group say the same thing
-    also_reported_by: tuple[str, ...] = ()  # the other sources of its group
-
-    def to_json(self) -> dict[str, Any]:
-        return {
-            **_cited(self),
-            "score": round(self.score, 4),
-            "figures": [f.to_json() for f in self.figures],
-            "group": self.group,
-            "also_reported_by": list(self.also_reported_by),
-        }
-
-
-@dataclass(frozen=True)
-class Answer:
-    """The result of one question: ranked hits, and whether the sources answer it at all."""
-
-    question: str
-    answered: bool  # support reached the threshold
-    hits: tuple[Hit, ...]
-    support: float = 0.0  # the best hit's support
-    threshold: float = 0.5  # the index's abstention threshold
-    missing: tuple[str, ...] = ()  # question words that no shown passage contains
-    by_source: tuple[Statement, ...] = ()  # each source with evidence, best first
-    figures_differ: bool = False  # the statements give figures that cannot all be right
-    changed_sources: tuple[str, ...] = ()  # cited files that changed on disk since the index was built
-
-    def to_json(self) -> dict[str, Any]:
-        return {
-            "question": self.question,
-            "answered": self.answered,
-            "support": round(self.support, 4),
-            "threshold": round(self.threshold, 4),
-            "missing": list(self.missing),
-            "hits": [h.to_json() for h in self.hits],
-            "by_source": [s.to_json() for s in self.by_source],
-            "figures_differ": self.figures_differ,
-            "changed_sources": list(self.changed_sources),
-        }

@@ -63,16 +63,16 @@ def fake_encoder() -> HashEncoder:
 
 @pytest.fixture(scope="session")
 def real_encoder():
-    from rag.embedding import SentenceTransformerEncoder
+    from rag.encoding.model import SentenceTransformerEncoder
 
     return SentenceTransformerEncoder()
 
 
 def served_searcher(root: Path):
     """A Searcher on the index in `root` with the encoder `rag ask` uses (its own copy of the model)."""
-    from rag.onnx_encoder import question_encoder
-    from rag.search import Searcher
-    from rag.store import open_index
+    from rag.answer.searcher import Searcher
+    from rag.encoding.choice import question_encoder
+    from rag.index.reading import open_index
 
     index = open_index(root)
     return Searcher(index, question_encoder(index.path, index.manifest.model))
@@ -80,7 +80,7 @@ def served_searcher(root: Path):
 
 @pytest.fixture(scope="session")
 def seed_index(tmp_path_factory: pytest.TempPathFactory, real_encoder) -> Path:
-    from rag.build import build_index
+    from rag.index.build import build_index
 
     root = tmp_path_factory.mktemp("seed-index") / "index"
     build_index(SEEDS, root, real_encoder)

@@ -157,8 +157,8 @@ def test_bad_questions_file(tmp_path: Path):
 
 
 def test_index_rebuild_keeps_the_old_one_when_sources_break(tmp_path: Path, fake_encoder):
-    from rag.build import build_index
-    from rag.store import current_generation
+    from rag.index.build import build_index
+    from rag.index.layout import current_generation
 
     write_corpus(tmp_path / "s", SMALL_CORPUS)
     build_index(tmp_path / "s", tmp_path / "i", fake_encoder)

@@ -18,14 +18,15 @@ from pathlib import Path
 import pytest
 from conftest import ROOT, write_corpus
 
-from rag.build import build_index
+from rag.answer.searcher import Searcher
+from rag.encoding.onnx import open_onnx_encoder
 from rag.errors import RagError
-from rag.eval_runner import EvalOptions, eval_jsonl
-from rag.onnx_encoder import open_onnx_encoder
-from rag.search import Searcher
-from rag.serve import current_name, open_backend
-from rag.store import CURRENT, current_generation, open_index
-from rag.webui import AppState
+from rag.evaluation.runner import EvalOptions, eval_jsonl
+from rag.index.build import build_index
+from rag.index.layout import CURRENT, current_generation
+from rag.index.reading import open_index
+from rag.web.startup import current_name, open_backend
+from rag.web.state import AppState
 
 pytestmark = pytest.mark.model
 ENV = {**os.environ, "HF_HUB_OFFLINE": "1", "PYTHONPATH": str(ROOT)}

@@ -16,11 +16,12 @@ import numpy as np
 import pytest
 from conftest import ROOT, SEEDS, SMALL_CORPUS, write_corpus
 
-from rag.build import build_index
+from rag.answer.searcher import Searcher
 from rag.errors import RagError
-from rag.search import Searcher
-from rag.sources import discover, load_documents
-from rag.store import CURRENT, current_generation, open_index
+from rag.index.build import build_index
+from rag.index.layout import CURRENT, current_generation
+from rag.index.reading import open_index
+from rag.sources.files import discover, load_documents
 
 ENV = {**os.environ, "HF_HUB_OFFLINE": "1", "PYTHONPATH": str(ROOT)}
 
@@ -197,7 +198,7 @@ def test_links_that_leave_the_folder_or_loop(tmp_path: Path):
 
 def test_file_deleted_while_read(built, monkeypatch):
     sources, index, encoder = built
-    import rag.sources as src
+    import rag.sources.files as src
 
     real = src.read_source
 
@@ -312,7 +313,7 @@ def test_full_disk_keeps_the_index(built, monkeypatch):
     before = current_generation(index)
     import errno
 
-    import rag.store as store
+    import rag.index.writing as store
 
     real = np.save
 
@@ -334,7 +335,7 @@ def test_a_failed_switch_keeps_the_index_and_leaves_no_pointer(built, monkeypatc
     before = current_generation(index)
     import errno
 
-    import rag.store as store
+    import rag.index.writing as store
 
     real = store.os.replace
 
