@@ -130,8 +130,8 @@ def test_calibration_refuses_when_the_index_switched_under_it(tmp_path: Path, re
 KILLER = """
 import sys
 from pathlib import Path
-from rag.build import build_index
-from rag.onnx_encoder import open_onnx_encoder
+from rag.index.build import build_index
+from rag.encoding.onnx import open_onnx_encoder
 sources, root, gen = Path(sys.argv[1]), Path(sys.argv[2]), Path(sys.argv[3])
 encoder = open_onnx_encoder(gen, "sentence-transformers/all-MiniLM-L6-v2")
 print("go", flush=True)
