@@ -1,6 +1,6 @@
 """Fit the shipped abstention model and report it out of sample.
 
-    python benchmarks/fit_abstention.py [--write] [--precision int8|fp32] [--squad2 DIR] [--json]
+    python benchmarks/fit_abstention.py [--write] [--precision int8|fp32] [--squad2 DIR] [--squad2-from N] [--json]
 
 Features come from the model copy that encodes questions and passages at `--precision` (by
 default the default copy, int8), each index's own, exactly as `rag ask` computes them.
@@ -19,6 +19,9 @@ a corpus's own calibration (`rag eval --calibrate`), since at their level of sup
 real questions would be refused. Every figure printed is out of sample: SQuAD 2.0 leaves each
 article out in turn (weights and threshold refitted without it); the seed questions leave each
 article out in turn the same way.
+The strict operating point (`rag ask --abstain strict`): the threshold that answers
+STRICT_ANSWER_RATE of the answerable SQuAD 2.0 questions, never below the default one; its
+figures are out of sample the same way (refitted without the article they are measured on).
 `--write` stores the model in rag/models/abstention-all-MiniLM-L6-v2.json.
 """
 
@@ -28,12 +31,15 @@ import argparse
 import json
 import sys
 import tempfile
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "benchmarks"))
+
 
 from rag.encoding.choice import question_encoder  # noqa: E402
 from rag.encoding.model import SentenceTransformerEncoder  # noqa: E402
@@ -56,23 +62,30 @@ from rag.evaluation.runner import EvalOptions, contains, evaluate, labelled  # n
 from rag.index.reading import open_index  # noqa: E402
 from rag.types import FEATURES, AbstentionModel  # noqa: E402
 
+STRICT_ANSWER_RATE = 0.92  # the strict point answers this share of answerable questions where it is fitted
 REFUSAL_COST = 2.0  # a wrongly refused answerable question, against 1 for an answered off-topic one
 SEED_WEIGHT = 5.0  # of 1 and 5, the better SQuAD 2.0 AUROC out of sample (0.708 and 0.713)
 OUT = ROOT / "rag" / "models" / "abstention-all-MiniLM-L6-v2.json"
 
 
-def squad2(folder: Path, builder: SentenceTransformerEncoder, precision: str) -> list[Labelled]:
+def squad2(folder: Path, builder: SentenceTransformerEncoder, precision: str, mode: str,
+           first_article: int = 0) -> list[Labelled]:
+    """Labelled SQuAD 2.0 questions of articles `first_article` and later, grouped by article."""
+    from splits import squad2_article_of
+
     data = load_beir(folder)
+    of = squad2_article_of(folder)
+    data = replace(data, questions=[replace(q, group=f"squad2-{of[q.id]}") for q in data.questions if of[q.id] >= first_article])
     index_dir, encoder = beir_index(folder, data, ROOT / ".cache" / "eval", lambda m: print(m, file=sys.stderr), builder.name,
                                     precision, builder)
     index = open_index(index_dir)
-    options = EvalOptions(k=10, modes=("hybrid",))
+    options = EvalOptions(k=10, modes=(mode,))
     _, _, answers, correct = evaluate(index, encoder, data.questions, options,
                                       lambda qs, ans: (data.qrels, document_run(ans, qs, 10)), 40)
     return labelled(data.questions, answers, beir_group(data, index), lambda q, h: h.source in data.qrels.get(q.id, {}))
 
 
-def seeds(builder: SentenceTransformerEncoder, tmp: Path, precision: str) -> tuple[list[Labelled], list[str]]:
+def seeds(builder: SentenceTransformerEncoder, tmp: Path, precision: str, mode: str) -> tuple[list[Labelled], list[str]]:
     from rag.index.build import build_index
 
     build_index(ROOT / "seeds", tmp / "index", builder, precision=precision)
@@ -80,7 +93,7 @@ def seeds(builder: SentenceTransformerEncoder, tmp: Path, precision: str) -> tup
     encoder = question_encoder(index.path, index.manifest.model, builder)  # as `rag ask` encodes questions
     questions = load_questions(ROOT / "eval" / "seeds" / "dev.jsonl")
     relevant = answer_passages(questions, [(p.id, p.text) for p in index.passages])
-    options = EvalOptions(k=5, modes=("hybrid",))
+    options = EvalOptions(k=5, modes=(mode,))
     _, _, answers, correct = evaluate(index, encoder, questions, options,
                                       lambda qs, ans: containment_judgements(qs, ans, relevant), 5)
 
@@ -91,18 +104,26 @@ def seeds(builder: SentenceTransformerEncoder, tmp: Path, precision: str) -> tup
     return labelled(questions, answers, group, contains), kinds
 
 
-def fit(squad: list[Labelled], seed: list[Labelled], seed_kinds: list[str], features: tuple[str, ...] = MODEL_FEATURES) -> AbstentionModel:
-    """Per-hit weights on both sets, threshold from the seed rule."""
+def fit(squad: list[Labelled], seed: list[Labelled], seed_kinds: list[str], features: tuple[str, ...] = MODEL_FEATURES,
+        strict: bool = False) -> AbstentionModel:
+    """Per-hit weights on both sets, threshold from the seed rule; `strict`: also the strict
+    threshold, from the SQuAD 2.0 answerable questions."""
     X, y, w = hit_rows(squad + seed, features, [1.0] * len(squad) + [SEED_WEIGHT] * len(seed))
     weights, bias = fit_logistic(X, y, w)
     model = AbstentionModel(tuple(float(v) for v in weights), bias, 0.5, "", features)
     support = question_support(model, seed)
     answerable = np.array([q.answerable for q in seed])
     off_topic = np.array([k == "off_topic" for k in seed_kinds])
-    return model.with_threshold(threshold_min_error(support[answerable], support[off_topic], REFUSAL_COST, 1.0))
+    model = model.with_threshold(threshold_min_error(support[answerable], support[off_topic], REFUSAL_COST, 1.0))
+    if strict:
+        squad_support = question_support(model, squad)
+        t = threshold_for_answer_rate(squad_support[np.array([q.answerable for q in squad])], STRICT_ANSWER_RATE)
+        model = replace(model, strict_threshold=max(t, model.threshold))
+    return model
 
 
-def leave_one_out(held: list[Labelled], other: list[Labelled], kinds: list[str], squad_side: bool) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def leave_one_out(held: list[Labelled], other: list[Labelled], kinds: list[str], squad_side: bool,
+                  features: tuple[str, ...] = MODEL_FEATURES) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Held-out support, the default threshold and a 90%-answer threshold (fitted on the
     training articles of `held`'s set) for every question of `held`; `kinds` are the seed
     questions' kinds."""
@@ -113,14 +134,15 @@ def leave_one_out(held: list[Labelled], other: list[Labelled], kinds: list[str],
     for g in np.unique(groups):
         train = [q for q, gg in zip(held, groups) if gg != g]
         if squad_side:
-            model = fit(train, other, kinds)
+            model = fit(train, other, kinds, features)
         else:
-            model = fit(other, train, [k for k, gg in zip(kinds, groups) if gg != g])
+            model = fit(other, train, [k for k, gg in zip(kinds, groups) if gg != g], features)
         mask = groups == g
         support[mask] = question_support(model, [q for q, m in zip(held, mask) if m])
         default_t[mask] = model.threshold
         train_support = question_support(model, train)
-        t90[mask] = threshold_for_answer_rate(train_support[np.array([q.answerable for q in train])], 0.9)
+        t90[mask] = max(model.threshold, threshold_for_answer_rate(train_support[np.array([q.answerable for q in train])],
+                                                                   STRICT_ANSWER_RATE))
     return support, default_t, t90
 
 
@@ -128,49 +150,55 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--squad2", type=Path, default=ROOT.parent / "shared" / "datasets" / "squad-v2.0-dev-half")
     parser.add_argument("--write", action="store_true", help=f"store the fitted model in {OUT.relative_to(ROOT)}")
+    parser.add_argument("--squad2-from", type=int, default=0,
+                        help="use SQuAD 2.0 labelled articles from this one on (default: 0, all 10)")
     parser.add_argument("--json", action="store_true")
     parser.add_argument("--precision", choices=PRECISIONS, default=DEFAULT_PRECISION,
                         help="the model copy whose features are fitted (default: the default copy, %(default)s)")
     args = parser.parse_args()
     builder = SentenceTransformerEncoder()
-    squad = squad2(args.squad2, builder, args.precision)
+    mode, features, first, out = "hybrid", MODEL_FEATURES, args.squad2_from, OUT
+    squad = squad2(args.squad2, builder, args.precision, mode, first)
     with tempfile.TemporaryDirectory() as tmp:
-        seed, kinds = seeds(builder, Path(tmp), args.precision)
-    report: dict[str, object] = {}
+        seed, kinds = seeds(builder, Path(tmp), args.precision, mode)
+    report: dict[str, object] = {"mode": mode, "squad2_articles": f"{first}-9"}
 
     # SQuAD 2.0, each article left out (weights + default threshold refitted without it)
-    support, default_t, t90 = leave_one_out(squad, seed, kinds, squad_side=True)
+    support, default_t, t90 = leave_one_out(squad, seed, kinds, True, features)
     y = np.array([q.answerable for q in squad])
     report["squad2_out_of_sample"] = {
         "auroc": round(auroc(support, y), 4),
         "at_default_threshold": rates(support, y, default_t).to_json(),
-        "at_threshold_for_90pct_answered_on_other_articles": rates(support, y, t90).to_json(),
+        "at_strict_threshold_fitted_on_other_articles": rates(support, y, t90).to_json(),
         "single_feature_auroc_top_hit": {f: round(auroc([q.features[0][i] if len(q.features) else 0 for q in squad], y), 4)
                                         for i, f in enumerate(FEATURES)},
     }
     # seeds dev, each article left out
-    support_s, default_s, _ = leave_one_out(seed, squad, kinds, squad_side=False)
+    support_s, default_s, strict_s = leave_one_out(seed, squad, kinds, False, features)
     ys = np.array([q.answerable for q in seed])
     by_kind = {}
     for kind in sorted(set(kinds)):
         mask = np.array([k == kind for k in kinds])
         answered = support_s[mask] >= default_s[mask]
-        by_kind[kind] = {"questions": int(mask.sum()), "answered": int(answered.sum())}
+        by_kind[kind] = {"questions": int(mask.sum()), "answered": int(answered.sum()),
+                         "answered_strict": int((support_s[mask] >= strict_s[mask]).sum())}
     report["seeds_dev_out_of_sample"] = {"auroc": round(auroc(support_s, ys), 4),
                                          "at_default_threshold": rates(support_s, ys, default_s).to_json(), "by_kind": by_kind}
 
-    final = fit(squad, seed, kinds)
+    final = fit(squad, seed, kinds, features, strict=True)
     final = AbstentionModel(
-        final.weights, final.bias, final.threshold, features=final.features, fitted_on=
+        final.weights, final.bias, final.threshold, features=final.features, strict_threshold=final.strict_threshold,
+        fitted_on=
         f"benchmarks/fit_abstention.py --precision {args.precision}: features from the model's {args.precision} copy; "
-        f"weights on SQuAD 2.0 dev (labelled half: {len(squad)} questions, 10 articles) "
+        f"weights on SQuAD 2.0 dev (labelled half: {len(squad)} questions, articles {first}-9) "
         f"and eval/seeds/dev.jsonl ({len(seed)} questions, each counted {SEED_WEIGHT:g} times); threshold: fewest "
-        f"errors on the answerable and off-topic seed dev questions, a refused answerable one counting {REFUSAL_COST:g}",
+        f"errors on the answerable and off-topic seed dev questions, a refused answerable one counting {REFUSAL_COST:g}"
+        + f"; strict threshold: answers {STRICT_ANSWER_RATE:.0%} of the answerable SQuAD 2.0 ones",
     )
     report["model"] = final.to_json()
     if args.write:
-        OUT.write_text(json.dumps(final.to_json(), indent=2) + "\n", "utf-8")
-        print(f"wrote {OUT}", file=sys.stderr)
+        out.write_text(json.dumps(final.to_json(), indent=2) + "\n", "utf-8")
+        print(f"wrote {out}", file=sys.stderr)
     if args.json:
         print(json.dumps(report))
     else:

@@ -62,17 +62,19 @@ class OpenIndex:
     def manifest(self) -> Manifest:
         return self._searcher.index.manifest
 
-    def ask(self, question: str, k: int = 5, sources: Collection[str] | None = None) -> Answer:
+    def ask(self, question: str, k: int = 5, sources: Collection[str] | None = None, abstain: str = "lenient") -> Answer:
         """Ranked, cited passages, what each source says and whether the sources answer;
-        `answer.to_json()` is exactly what `rag ask --json` prints."""
-        return self.ask_many([question], k, sources)[0]
+        `answer.to_json()` is exactly what `rag ask --json` prints. `abstain`: "lenient" (answer
+        when in doubt, the default) or "strict" (abstain when in doubt)."""
+        return self.ask_many([question], k, sources, abstain)[0]
 
-    def ask_many(self, questions: Sequence[str], k: int = 5, sources: Collection[str] | None = None) -> list[Answer]:
+    def ask_many(self, questions: Sequence[str], k: int = 5, sources: Collection[str] | None = None,
+                 abstain: str = "lenient") -> list[Answer]:
         """Answers in order (the questions are encoded together)."""
         from rag.answer import with_changes
 
         def ask(searcher: Searcher) -> list[Answer]:
-            return [with_changes(a, self._watch) for a in searcher.ask_many(list(questions), k, sources)]
+            return [with_changes(a, self._watch) for a in searcher.ask_many(list(questions), k, sources, abstain)]
 
         return on_live(lambda: self._searcher, self._reopen, ask)
 

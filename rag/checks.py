@@ -29,3 +29,13 @@ def check_k(k: object) -> int:
     if isinstance(k, bool) or not isinstance(k, int) or not 1 <= k <= MAX_K:
         raise RagError(f"k must be a whole number from 1 to {MAX_K}, got {k!r}")
     return k
+
+
+ABSTAIN_MODES = ("lenient", "strict")  # answer when in doubt / abstain when in doubt
+
+
+def check_abstain(mode: object) -> str:
+    """The abstention operating point: lenient (the default) or strict."""
+    if mode not in ABSTAIN_MODES:
+        raise RagError(f"abstain must be one of {', '.join(ABSTAIN_MODES)}, got {mode!r}")
+    return str(mode)

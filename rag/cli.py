@@ -12,6 +12,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, NoReturn
 
+from rag.checks import ABSTAIN_MODES
 from rag.commands import (
     EXIT_ERROR,
     EXIT_INTERNAL,
@@ -93,6 +94,8 @@ def build_parser() -> argparse.ArgumentParser:
     ask.add_argument("--index", type=Path, default=DEFAULT_INDEX, help="index folder (default: index)")
     ask.add_argument("-k", type=_positive_int("-k", 100), default=5, help="passages to return (default: 5)")
     ask.add_argument("--json", action="store_true", help="print JSON instead of text")
+    ask.add_argument("--abstain", choices=ABSTAIN_MODES, default="lenient",
+                     help="lenient: answer when in doubt (default); strict: say the sources do not answer when in doubt")
     ask.add_argument("--model", default=None, help="must be the model the index was built with (default: that model)")
     _store_options(ask)
     ev = sub.add_parser("eval", help="evaluate retrieval on a question set (JSONL) or a BEIR folder")

@@ -186,7 +186,7 @@ def cmd_ask(args: argparse.Namespace) -> int:
 
     index = OpenIndex(location(args.index, args.store, args.collection), args.model)
     if batch is None:
-        answer = index.ask(args.question, args.k)
+        answer = index.ask(args.question, args.k, abstain=args.abstain)
         if answer.changed_sources:
             hint = f"--index {args.index}" if args.store is None else f"--store {args.store} --collection {args.collection}"
             _warn(refresh_hint(list(answer.changed_sources), hint))
@@ -195,11 +195,12 @@ def cmd_ask(args: argparse.Namespace) -> int:
         else:
             print_answer(answer, sys.stdout)
         return 0
-    answer_batch(index, batch, args.k, sys.stdout)
+    answer_batch(index, batch, args.k, sys.stdout, abstain=args.abstain)
     return 0
 
 
-def answer_batch(index: Any, batch: list[tuple[str, Any]], k: int, out: TextIO, chunk: int = 512) -> None:
+def answer_batch(index: Any, batch: list[tuple[str, Any]], k: int, out: TextIO, chunk: int = 512,
+                 abstain: str = "lenient") -> None:
     """One JSON line per input line; a bad question gets an "error" field, not a crash."""
     from rag.checks import check_question
 
@@ -212,7 +213,7 @@ def answer_batch(index: Any, batch: list[tuple[str, Any]], k: int, out: TextIO, 
                 good.append((i, check_question(question)))
             except RagError as exc:
                 errors[i] = str(exc)
-        answers = dict(zip((i for i, _ in good), index.ask_many([q for _, q in good], k)))
+        answers = dict(zip((i for i, _ in good), index.ask_many([q for _, q in good], k, abstain=abstain)))
         for i, (qid, question) in enumerate(part):
             if i in answers:
                 record = {"id": qid, **answers[i].to_json()}

@@ -27,6 +27,7 @@ class AbstentionModel:
     fitted_on: str  # what the weights and threshold were fitted on, in words
     features: tuple[str, ...] = FEATURES
     calibrated: bool = False  # fitted on this index's own questions (rag eval --calibrate)
+    strict_threshold: float | None = None  # the operating point that abstains when in doubt
 
     def __post_init__(self) -> None:
         if len(self.weights) != len(self.features):
@@ -38,6 +39,15 @@ class AbstentionModel:
             raise ValueError("abstention weights and bias must be finite numbers")
         if not 0.0 <= self.threshold <= 1.0:
             raise ValueError(f"threshold must be between 0 and 1, got {self.threshold}")
+        if self.strict_threshold is not None and not 0.0 <= self.strict_threshold <= 1.0:
+            raise ValueError(f"strict_threshold must be between 0 and 1, got {self.strict_threshold}")
+
+    def threshold_for(self, abstain: str) -> float:
+        """The support an answer needs at an operating point: `lenient` is `threshold`; `strict`
+        is `strict_threshold` (never below `threshold`), or `threshold` when none was fitted."""
+        if abstain == "strict" and self.strict_threshold is not None:
+            return max(self.threshold, self.strict_threshold)
+        return self.threshold
 
     def support(self, features: np.ndarray) -> np.ndarray:
         """Support of each row of `features` (columns in FEATURES order)."""
@@ -55,6 +65,7 @@ class AbstentionModel:
             "threshold": round(self.threshold, 6),
             "fitted_on": self.fitted_on,
             "calibrated": self.calibrated,
+            **({"strict_threshold": round(self.strict_threshold, 6)} if self.strict_threshold is not None else {}),
         }
 
     @classmethod
@@ -65,7 +76,8 @@ class AbstentionModel:
             raise ValueError("field 'abstention.weights' must be a list of numbers")
         if not isinstance(features, list) or not all(isinstance(f, str) for f in features):
             raise ValueError("field 'abstention.features' must be a list of feature names")
-        for name, kinds in (("bias", (int, float)), ("threshold", (int, float)), ("fitted_on", (str,)), ("calibrated", (bool,))):
+        for name, kinds in (("bias", (int, float)), ("threshold", (int, float)), ("fitted_on", (str,)), ("calibrated", (bool,)),
+                            ("strict_threshold", (int, float))):
             if name in data and (not isinstance(data[name], kinds) or (isinstance(data[name], bool) and bool not in kinds)):
                 raise ValueError(f"field 'abstention.{name}' has the wrong type")
         return cls(
@@ -75,6 +87,7 @@ class AbstentionModel:
             fitted_on=str(data.get("fitted_on", "")),
             features=tuple(features),
             calibrated=bool(data.get("calibrated", False)),
+            strict_threshold=float(data["strict_threshold"]) if "strict_threshold" in data else None,
         )
 
     def with_threshold(self, threshold: float) -> AbstentionModel:

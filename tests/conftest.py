@@ -9,6 +9,12 @@ import threading
 from pathlib import Path
 
 import pytest
+from hypothesis import settings
+
+# property tests check what is computed, never how fast: no per-example deadline (a loaded
+# 2-core machine once took 272 ms for an example the default 200 ms deadline refused)
+settings.register_profile("rag", deadline=None)
+settings.load_profile("rag")
 
 ROOT = Path(__file__).resolve().parent.parent
 SEEDS = ROOT / "seeds"

@@ -166,3 +166,25 @@ def test_index_rebuild_keeps_the_old_one_when_sources_break(tmp_path: Path, fake
     (tmp_path / "s" / "broken.txt").write_bytes(b"\xff\xfe\xfa")
     assert_one_line_error(rag("index", "--sources", str(tmp_path / "s"), "--index", str(tmp_path / "i")), "broken.txt")
     assert current_generation(tmp_path / "i") == before
+
+
+@pytest.mark.model
+def test_ask_strict_never_answers_what_lenient_refuses(cli_index: Path, tmp_path: Path):
+    question = "How many Wagner soldiers died?"
+    lenient = json.loads(rag("ask", question, "--index", str(cli_index), "--json").stdout)
+    strict = json.loads(rag("ask", question, "--index", str(cli_index), "--json", "--abstain", "strict").stdout)
+    assert lenient["abstain"] == "lenient" and strict["abstain"] == "strict"
+    assert strict["threshold"] >= lenient["threshold"] and strict["support"] == lenient["support"]
+    assert strict["answered"] == (strict["support"] >= strict["threshold"]) and (lenient["answered"] or not strict["answered"])
+    assert [h["text"] for h in strict["hits"]] == [h["text"] for h in lenient["hits"]]
+    check_citations(strict)
+    questions = tmp_path / "q.jsonl"
+    questions.write_text(json.dumps({"id": "a", "question": question}) + "\n")
+    batch = rag("ask", "--questions", str(questions), "--index", str(cli_index), "--json", "--abstain", "strict")
+    assert json.loads(batch.stdout.splitlines()[0])["threshold"] == strict["threshold"]
+
+
+def test_ask_bad_abstain_is_one_line(tmp_path: Path):
+    result = rag("ask", "Who?", "--index", str(tmp_path), "--abstain", "sometimes")
+    assert result.returncode == 2 and "Traceback" not in result.stderr
+    assert "--abstain" in result.stderr and "lenient" in result.stderr and len(result.stderr.strip().splitlines()) == 1

@@ -33,7 +33,7 @@ from rag.answer.per_source import (
 from rag.answer.query import analyze
 from rag.answer.retrieval import Candidates, QueryWeights, query_weights, retrieve
 from rag.answer.types import Answer, Figure, Hit, Statement
-from rag.checks import check_k, check_question
+from rag.checks import check_abstain, check_k, check_question
 from rag.encoding import Encoder
 from rag.errors import RagError
 from rag.index import (
@@ -92,18 +92,21 @@ class Searcher:
     def threshold(self) -> float:
         return self.abstention.threshold
 
-    def ask(self, question: str, k: int = 5, sources: Collection[str] | None = None) -> Answer:
-        return self.ask_many([question], k, sources)[0]
+    def ask(self, question: str, k: int = 5, sources: Collection[str] | None = None, abstain: str = "lenient") -> Answer:
+        return self.ask_many([question], k, sources, abstain)[0]
 
-    def ask_many(self, questions: Sequence[str], k: int = 5, sources: Collection[str] | None = None) -> list[Answer]:
+    def ask_many(self, questions: Sequence[str], k: int = 5, sources: Collection[str] | None = None,
+                 abstain: str = "lenient") -> list[Answer]:
         """Answers in order; the questions are encoded together. `sources` limits the search
-        to those source files (all of them when None or empty)."""
+        to those source files (all of them when None or empty); `abstain` is the operating
+        point (lenient: answer when in doubt; strict: abstain when in doubt)."""
         questions = [check_question(q) for q in questions]
         check_k(k)
+        check_abstain(abstain)
         if not questions:
             return []
         vectors = self.encode(questions)
-        return [self.answer(q, v, k, sources) for q, v in zip(questions, vectors)]
+        return [self.answer(q, v, k, sources, abstain) for q, v in zip(questions, vectors)]
 
     def encode(self, questions: Sequence[str], chunk: int = BATCH) -> np.ndarray:
         """Question vectors, encoded `chunk` at a time (as every batch caller does, so that
@@ -119,20 +122,22 @@ class Searcher:
         if unknown:
             raise RagError(f"unknown source {sorted(unknown)[0]!r}; pick one of the indexed files")
 
-    def answer(self, question: str, qvec: np.ndarray, k: int, sources: Collection[str] | None = None) -> Answer:
-        """Rank, trim, highlight and judge one encoded question, and say what each source says."""
-        threshold = self.abstention.threshold
+    def answer(self, question: str, qvec: np.ndarray, k: int, sources: Collection[str] | None = None,
+               abstain: str = "lenient") -> Answer:
+        """Rank, trim, highlight and judge one encoded question, and say what each source says;
+        `abstain` picks the threshold (AbstentionModel.threshold_for)."""
+        threshold = self.abstention.threshold_for(check_abstain(abstain))
         terms = self.terms(question)
         if sources:
             self._check_sources(sources)
         if not len(self.index):
-            return Answer(question, False, (), 0.0, threshold, terms.words)
+            return Answer(question, False, (), 0.0, threshold, terms.words, abstain=abstain)
         qvec = np.ascontiguousarray(qvec, dtype=np.float32).reshape(-1)
         weights = query_weights(terms, self._idf, self._unseen_idf)
         pool = min(len(self.index), max(CANDIDATES, 4 * k))
         ix, allowed = self.index.view(qvec, terms, pool, sources)
         if not len(ix.passages):
-            return Answer(question, False, (), 0.0, threshold, terms.words)
+            return Answer(question, False, (), 0.0, threshold, terms.words, abstain=abstain)
         cand = retrieve(ix, qvec, terms, weights, pool, self._rarest, allowed)
         scores = sentence_scores(cand.sentence_cosine, cand.sentence_coverage, HIGHLIGHT_LEXICAL)
         best = best_per_candidate(cand.sentence_owner, scores, len(cand.rows))
@@ -152,7 +157,7 @@ class Searcher:
         statements, differ = self._by_source(ix, question, cand, scores, source_ids, ranked,
                                              dict(zip(said.tolist(), support[n:].tolist())), threshold)
         return Answer(question, bool(best_support >= threshold), hits, best_support, threshold, missing,
-                      statements, differ)
+                      statements, differ, abstain=abstain)
 
     def _sentence(self, ix: Index, cand: Candidates, j: int) -> tuple[str, Span, str]:
         """The source, file span and text of candidate sentence j."""

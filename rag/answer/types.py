@@ -91,6 +91,7 @@ class Answer:
     by_source: tuple[Statement, ...] = ()  # each source with evidence, best first
     figures_differ: bool = False  # the statements give figures that cannot all be right
     changed_sources: tuple[str, ...] = ()  # cited files that changed on disk since the index was built
+    abstain: str = "lenient"  # the operating point the threshold belongs to (lenient or strict)
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -98,6 +99,7 @@ class Answer:
             "answered": self.answered,
             "support": round(self.support, 4),
             "threshold": round(self.threshold, 4),
+            "abstain": self.abstain,
             "missing": list(self.missing),
             "hits": [h.to_json() for h in self.hits],
             "by_source": [s.to_json() for s in self.by_source],

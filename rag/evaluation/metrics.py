@@ -105,15 +105,26 @@ def source_hits(questions: Sequence[Question], answers: Sequence[Answer], ks: Se
     }
 
 
-def abstention(questions: Sequence[Question], answers: Sequence[Answer]) -> dict[str, float | int]:
+def abstention(questions: Sequence[Question], answers: Sequence[Answer],
+               strict_threshold: float | None = None) -> dict[str, float | int]:
     """Counts, the answer rate on answerable questions, the abstention rate on unanswerable
-    ones, and the area under the ROC curve of the support score (nan without both kinds)."""
+    ones, and the area under the ROC curve of the support score (nan without both kinds); with
+    `strict_threshold`, the two rates again at the strict operating point."""
     from rag.evaluation.calibration import auroc
 
     pairs = list(zip(questions, answers))
     answerable = [a for q, a in pairs if q.answerable]
     unanswerable = [a for q, a in pairs if not q.answerable]
-    return {
+    strict: dict[str, float | int] = {}
+    if strict_threshold is not None:
+        strict = {
+            "strict_threshold": round(strict_threshold, 4),
+            "strict_answer_rate": (sum(a.support >= strict_threshold for a in answerable) / len(answerable)
+                                   if answerable else float("nan")),
+            "strict_abstain_rate": (sum(a.support < strict_threshold for a in unanswerable) / len(unanswerable)
+                                    if unanswerable else float("nan")),
+        }
+    return {**strict, 
         "answerable": len(answerable),
         "answerable_abstained": sum(not a.answered for a in answerable),
         "unanswerable": len(unanswerable),

@@ -32,6 +32,13 @@ def _abstention_line(report: EvalReport, r: ModeResult) -> str:
         parts.append(f"answered {a['answer_rate']:.1%} of {a['answerable']} answerable;")
     if a["unanswerable"]:
         parts.append(f"abstained on {a['abstain_rate']:.1%} of {a['unanswerable']} unanswerable; AUROC {a['auroc']:.3f}")
+    if "strict_threshold" in a and a["strict_threshold"] != report.threshold:
+        strict = [f"| strict (threshold {a['strict_threshold']:.3f}):"]
+        if a["answerable"]:
+            strict.append(f"answered {a['strict_answer_rate']:.1%};")
+        if a["unanswerable"]:
+            strict.append(f"abstained on {a['strict_abstain_rate']:.1%}")
+        parts.extend(strict)
     return " ".join(parts)
 
 

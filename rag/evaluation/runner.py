@@ -172,7 +172,7 @@ def evaluate(
                 curve=curve,
                 extra=extra,
                 latency_ms={"p50": percentile(millis, 50), "p95": percentile(millis, 95)},
-                abstention=abstention(questions, answers),
+                abstention=abstention(questions, answers, searcher.abstention.threshold_for("strict")),
                 by_source=per_source,
                 failures=failures(questions, answers, run, qrels, options.k),
                 risk=(tuple(coverage.tolist()), tuple(risk.tolist())),

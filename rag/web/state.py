@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from rag.answer import Answer, Searcher, SourceWatch, with_changes
-from rag.checks import MAX_QUESTION_CHARS, check_k
+from rag.checks import MAX_QUESTION_CHARS, check_abstain, check_k
 from rag.errors import RagError
 from rag.locations import on_live
 from rag.types import Manifest
@@ -27,8 +27,8 @@ class Backend:
     texts: Mapping[str, str]  # source id -> file text as indexed
     watch: SourceWatch | None = None  # which cited files changed on disk since the build
 
-    def ask(self, question: str, k: int, sources: Sequence[str] | None = None) -> Answer:
-        answer = self.searcher.ask(question, k, sources)
+    def ask(self, question: str, k: int, sources: Sequence[str] | None = None, abstain: str = "lenient") -> Answer:
+        answer = self.searcher.ask(question, k, sources, abstain)
         return answer if self.watch is None else with_changes(answer, self.watch)
 
     @property
@@ -90,18 +90,18 @@ class AppState:
         self._stop.set()
 
 
-def ask_json(state: AppState, question: str, k: int = DEFAULT_K) -> dict[str, Any]:
+def ask_json(state: AppState, question: str, k: int = DEFAULT_K, abstain: str = "lenient") -> dict[str, Any]:
     """The `/ask` API: the same object as `rag ask --json`."""
     import gradio as gr
 
     try:
-        k = check_k(k)
-        return on_live(state.get, state.reload, lambda backend: backend.ask(question, k).to_json())
+        k, abstain = check_k(k), check_abstain(abstain)
+        return on_live(state.get, state.reload, lambda backend: backend.ask(question, k, abstain=abstain).to_json())
     except RagError as exc:
         raise gr.Error(str(exc)) from None
 
 
-def ask_html(state: AppState, question: str, k: Any, sources: Sequence[str] | None) -> str:
+def ask_html(state: AppState, question: str, k: Any, sources: Sequence[str] | None, abstain: str = "lenient") -> str:
     """The page's answer: cards, or a message for an empty or oversized question."""
     question = (question or "").strip()
     if not question:
@@ -112,8 +112,8 @@ def ask_html(state: AppState, question: str, k: Any, sources: Sequence[str] | No
             f"{MAX_QUESTION_CHARS} characters."
         )
     try:
-        k = check_k(k)
+        k, abstain = check_k(k), check_abstain(abstain)
         return on_live(state.get, state.reload,
-                       lambda backend: render_answer(backend.ask(question, k, list(sources or [])), backend.texts))
+                       lambda backend: render_answer(backend.ask(question, k, list(sources or []), abstain), backend.texts))
     except RagError as exc:
         return render_message(str(exc))

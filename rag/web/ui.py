@@ -74,10 +74,16 @@ def build_ui(state: AppState) -> Any:
                     label="Only these sources (optional)",
                     elem_id="sources",
                 )
+                abstain = gr.Radio(
+                    choices=[("Answer when in doubt", "lenient"), ("Say so when in doubt", "strict")],
+                    value="lenient",
+                    label="When the evidence is weak",
+                    elem_id="abstain",
+                )
         footer = gr.HTML(render_footer(backend.manifest), elem_id="footer")
 
-        def on_ask(q: str, n: float, chosen: list[str]) -> tuple[str, str]:
-            page = ask_html(state, q, n, chosen)
+        def on_ask(q: str, n: float, chosen: list[str], mode: str) -> tuple[str, str]:
+            page = ask_html(state, q, n, chosen, mode)
             return page, render_footer(state.get().manifest)
 
         def clear() -> str:  # the old result goes the moment a new question is asked
@@ -85,17 +91,17 @@ def build_ui(state: AppState) -> Any:
 
         for event in (question.submit, ask.click):
             event(clear, None, results, queue=False, api_visibility="private").then(
-                on_ask, [question, k, sources], [results, footer], api_visibility="private"
+                on_ask, [question, k, sources, abstain], [results, footer], api_visibility="private"
             )
         for button, text in zip(example_buttons, EXAMPLES):  # an example is asked at once
             button.click(lambda t=text: (t, render_message("Searching the sources…")), None, [question, results],
                          queue=False, api_visibility="private").then(
-                on_ask, [question, k, sources], [results, footer], api_visibility="private"
+                on_ask, [question, k, sources, abstain], [results, footer], api_visibility="private"
             )
 
-        def ask_api(question: str, k: int = DEFAULT_K) -> dict:
+        def ask_api(question: str, k: int = DEFAULT_K, abstain: str = "lenient") -> dict:
             """Ranked, cited passages for a question: the object `rag ask --json` prints."""
-            return ask_json(state, question, k)
+            return ask_json(state, question, k, abstain)
 
         gr.api(ask_api, api_name="ask", concurrency_limit=API_CONCURRENCY)
     demo.queue(default_concurrency_limit=PAGE_CONCURRENCY, max_size=QUEUE_SIZE)

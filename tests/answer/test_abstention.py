@@ -114,3 +114,19 @@ def test_fitted_model_separates_and_cross_validation_is_out_of_sample():
     held = np.array([q.group == "g0" for q in data])
     np.testing.assert_allclose(support[held], support2[held])
     assert not np.allclose(support[~held], support2[~held])
+
+
+def test_the_strict_operating_point_round_trips_and_never_answers_more():
+    from rag.types import AbstentionModel
+
+    model = AbstentionModel((1.0,), 0.0, 0.3, "test", ("sentence",), strict_threshold=0.6)
+    again = AbstentionModel.from_json(model.to_json())
+    assert again == model and again.threshold_for("strict") == 0.6 and again.threshold_for("lenient") == 0.3
+    below = AbstentionModel((1.0,), 0.0, 0.5, "test", ("sentence",), strict_threshold=0.2)
+    assert below.threshold_for("strict") == 0.5  # strict never answers what lenient refuses
+    none = AbstentionModel((1.0,), 0.0, 0.4, "test", ("sentence",))
+    assert none.threshold_for("strict") == 0.4 and "strict_threshold" not in none.to_json()
+    with pytest.raises(ValueError, match="strict_threshold"):
+        AbstentionModel((1.0,), 0.0, 0.4, "test", ("sentence",), strict_threshold=1.5)
+    with pytest.raises(ValueError, match="strict_threshold"):
+        AbstentionModel.from_json({**none.to_json(), "strict_threshold": "high"})

@@ -43,8 +43,9 @@ def test_hits_are_exact_citations(searcher: Searcher, small_sources: Path):
 
 def test_json_shape(searcher: Searcher):
     data = searcher.ask("river ferry bridge", k=2).to_json()
-    assert set(data) == {"question", "answered", "support", "threshold", "missing", "hits", "by_source", "figures_differ",
-                         "changed_sources"}
+    assert set(data) == {"question", "answered", "support", "threshold", "abstain", "missing", "hits", "by_source",
+                         "figures_differ", "changed_sources"}
+    assert data["abstain"] == "lenient"
     assert set(data["hits"][0]) == {"rank", "score", "support", "source", "title", "start", "end", "text", "highlight"}
 
 
@@ -145,3 +146,22 @@ def test_empty_index_answers_nothing(tmp_path: Path, fake_encoder):
     answer = Searcher(empty, fake_encoder).answer("anything", np.zeros(fake_encoder.dimension, np.float32), 3)
     assert answer.hits == () and not answer.answered and answer.missing == ("anything",)
     assert load_documents(tmp_path / "s")
+
+
+def test_the_strict_point_abstains_where_the_lenient_one_answers(searcher: Searcher):
+    from dataclasses import replace
+
+    from rag.checks import check_abstain
+
+    model = replace(searcher.abstention, strict_threshold=0.999)
+    strict = Searcher(searcher.index, searcher.encoder, abstention=model)
+    question = "When did the bakery ovens stop burning wood?"
+    lenient, hard = strict.ask(question, k=3), strict.ask(question, k=3, abstain="strict")
+    assert lenient.threshold == model.threshold and hard.threshold == 0.999
+    assert hard.abstain == "strict" and not hard.answered and hard.to_json()["abstain"] == "strict"
+    assert [h.text for h in hard.hits] == [h.text for h in lenient.hits]  # the same passages, judged apart
+    assert [h.support for h in hard.hits] == [h.support for h in lenient.hits]
+    with pytest.raises(RagError, match="abstain must be one of lenient, strict"):
+        strict.ask(question, abstain="sometimes")
+    with pytest.raises(RagError):
+        check_abstain(None)

@@ -75,6 +75,22 @@ def test_page_says_when_the_sources_do_not_answer(state: AppState):
     assert "Not an answer" in page and "not-answer" in page
 
 
+def test_the_page_and_the_api_ask_at_the_chosen_operating_point(state: AppState):
+    from dataclasses import replace
+
+    from rag.web.state import ask_json
+
+    searcher = state.get().searcher
+    searcher.abstention = replace(searcher.abstention.with_threshold(0.0), strict_threshold=1.0)
+    question = "When did the ferry stop crossing the river?"
+    assert "don&#x27;t answer" not in ask_html(state, question, 2, [], "lenient")
+    strict = ask_html(state, question, 2, [], "strict")
+    assert "The sources don&#x27;t answer this" in strict or "The sources don't answer this" in strict
+    assert ask_json(state, question, 2, "strict")["abstain"] == "strict"
+    assert ask_json(state, question, 2)["answered"] is True
+    assert "abstain must be one of" in ask_html(state, question, 2, [], "maybe")
+
+
 def test_page_lists_the_missing_words(state: AppState):
     page = ask_html(state, "When did the ferry to Zanzibar stop?", 3, [])
     assert "Not found in these passages: Zanzibar" in page
