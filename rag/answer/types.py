@@ -93,10 +93,16 @@ class Answer:
     changed_sources: tuple[str, ...] = ()  # cited files that changed on disk since the index was built
     abstain: str = "lenient"  # the operating point the threshold belongs to (lenient or strict)
 
+    @property
+    def supporting(self) -> int:
+        """How many hits reach the threshold: the passages that support an answer."""
+        return sum(h.support >= self.threshold for h in self.hits)
+
     def to_json(self) -> dict[str, Any]:
         return {
             "question": self.question,
             "answered": self.answered,
+            "supporting": self.supporting,
             "support": round(self.support, 4),
             "threshold": round(self.threshold, 4),
             "abstain": self.abstain,

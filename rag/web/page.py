@@ -49,6 +49,9 @@ CSS = """
 .rag-card mark { background: #fff176; color: inherit; padding: 0 1px; }
 .rag-source { margin-top: 8px; }
 .rag-source summary { cursor: pointer; color: #0969da; }
+.rag-more > summary { cursor: pointer; color: #0550ae; padding: 4px 0; }
+.rag-more > summary:focus-visible, .rag-source summary:focus-visible { outline: 2px solid #0969da; outline-offset: 2px; }
+.rag-more[open] { display: flex; flex-direction: column; gap: 14px; }
 .rag-source-text { max-height: 420px; overflow-y: auto; border: 1px solid #d0d7de; border-radius: 6px;
   padding: 10px; margin-top: 6px; background: #f6f8fa; }
 .rag-source-text .rag-in-passage { background: #ddf4ff; }
@@ -231,11 +234,12 @@ def render_by_source(answer: Answer, texts: Mapping[str, str]) -> str:
 
 
 def render_answer(answer: Answer, texts: Mapping[str, str]) -> str:
+    supporting = [h for h in answer.hits if h.support >= answer.threshold]
     if answer.answered:
-        sources = len({h.source for h in answer.hits})
+        sources = len({h.source for h in supporting})
         banner = (
-            f'<div class="rag-banner answered">The sources answer this ({len(answer.hits)} passage'
-            f'{"s" if len(answer.hits) != 1 else ""} from {sources} source{"s" if sources != 1 else ""} below).</div>'
+            f'<div class="rag-banner answered">The sources answer this: {len(supporting)} passage'
+            f'{"s" if len(supporting) != 1 else ""} from {sources} source{"s" if sources != 1 else ""} below.</div>'
         )
     else:
         banner = (
@@ -258,7 +262,16 @@ def render_answer(answer: Answer, texts: Mapping[str, str]) -> str:
         if answer.changed_sources
         else ""
     )
-    cards = "".join(render_card(h, answer.answered, texts.get(h.source), answer.threshold) for h in answer.hits)
+    cards = "".join(render_card(h, answer.answered, texts.get(h.source), answer.threshold)
+                    for h in (supporting if answer.answered else answer.hits))
+    rest = [h for h in answer.hits if h.support < answer.threshold] if answer.answered else []
+    if rest:  # shown on request only: they do not answer, and at full size they would look like evidence
+        cards += (
+            f'<details class="rag-more"><summary>{len(rest)} more passage{"s" if len(rest) != 1 else ""} that '
+            f'do{"es" if len(rest) == 1 else ""} not answer this</summary>'
+            + "".join(render_card(h, answer.answered, texts.get(h.source), answer.threshold) for h in rest)
+            + "</details>"
+        )
     missing = changed + missing
     return (
         f'<div class="rag-results" data-answered="{str(answer.answered).lower()}">'

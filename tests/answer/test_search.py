@@ -43,8 +43,9 @@ def test_hits_are_exact_citations(searcher: Searcher, small_sources: Path):
 
 def test_json_shape(searcher: Searcher):
     data = searcher.ask("river ferry bridge", k=2).to_json()
-    assert set(data) == {"question", "answered", "support", "threshold", "abstain", "missing", "hits", "by_source",
-                         "figures_differ", "changed_sources"}
+    assert set(data) == {"question", "answered", "supporting", "support", "threshold", "abstain", "missing", "hits",
+                         "by_source", "figures_differ", "changed_sources"}
+    assert data["supporting"] == sum(h["support"] >= data["threshold"] for h in data["hits"])
     assert data["abstain"] == "lenient"
     assert set(data["hits"][0]) == {"rank", "score", "support", "source", "title", "start", "end", "text", "highlight"}
 

@@ -146,6 +146,20 @@ def test_browser_question_to_cited_card_and_source(app: App, tmp_path: Path):
         footer = page.locator("#footer").inner_text()
         assert "5 sources" in footer and "all-MiniLM-L6-v2" in footer
         page.screenshot(path=str(tmp_path / "results.png"), full_page=True)
+        # the banner counts the cards that reach the threshold; the others open from one line
+        import re
+
+        banner = page.locator(".rag-banner.answered").inner_text()
+        counted = int(re.search(r"The sources answer this: (\d+) passages? from", banner).group(1))
+        shown = page.locator(".rag-results > .rag-card")
+        assert shown.count() == counted
+        more = page.locator(".rag-more > summary")
+        if more.count():
+            folded = page.locator(".rag-more .rag-card")
+            assert folded.count() == int(more.inner_text().split()[0]) and not folded.first.is_visible()
+            more.click()
+            expect(folded.first).to_be_visible()
+            more.click()
         # open the whole article: the cited passage is there and scrolled into view
         card.locator(".rag-source summary").click()
         source_box = card.locator(".rag-source-text")
@@ -195,6 +209,8 @@ def test_hostile_source_never_executes(tmp_path: Path):
             page.locator("#question textarea").fill("How long did the harbour warehouse fire burn?")
             page.locator("#question textarea").press("Enter")
             expect(page.locator(".rag-card").first).to_be_visible(timeout=60_000)
+            for more in page.locator(".rag-more > summary").all():  # cards that do not answer are folded
+                more.click()
             for card in page.locator(".rag-card").all():
                 card.locator(".rag-source summary").click()
             statement = page.locator('.rag-statement[data-source="harbour.md"]')  # the panel quotes the hostile file too
@@ -291,3 +307,41 @@ def test_load_16_clients(app: App):
     p50, p99 = statistics.median(ms), ms[int(0.99 * len(ms)) - 1]
     print(f"\nload: {clients} clients x {per_client} questions: p50 {p50:.0f} ms, p99 {p99:.0f} ms, "
           f"throughput {len(ms) / wall:.1f} answers/s over {wall:.1f} s")
+
+
+ZOO = "The Bamako zoo\n\nThe Bamako zoo keeps three giraffes, two lions and a family of chimpanzees. It opened in 1967.\n"
+
+
+def test_browser_counts_only_supporting_passages_and_folds_the_rest(tmp_path: Path):
+    """The seeds plus one unrelated article: the giraffe question is answered by one passage, and
+    the attack passages the search also returns are folded, opened with a click."""
+    import re
+
+    from playwright.sync_api import expect, sync_playwright
+
+    sources = tmp_path / "sources"
+    shutil.copytree(SEEDS, sources)
+    (sources / "zoo.txt").write_text(ZOO, "utf-8")
+    app = App(sources, tmp_path / "index", free_port())
+    try:
+        with sync_playwright() as p:
+            browser = launch_browser(p)
+            page = browser.new_page(viewport={"width": 390, "height": 844})
+            page.goto(app.url)
+            page.locator("#question textarea").fill("How many giraffes does the Bamako zoo keep?")
+            page.locator("#question textarea").press("Enter")
+            banner = page.locator(".rag-banner.answered")
+            expect(banner).to_be_visible(timeout=60_000)
+            counted = int(re.search(r"The sources answer this: (\d+) passages? from", banner.inner_text()).group(1))
+            shown = page.locator(".rag-results > .rag-card")
+            assert shown.count() == counted >= 1 and "zoo.txt" in shown.first.inner_text()
+            more = page.locator(".rag-more > summary")
+            expect(more).to_have_text(re.compile(r"\d+ more passages? that do(es)? not answer this"))
+            folded = page.locator(".rag-more .rag-card")
+            assert folded.count() == int(more.inner_text().split()[0]) == 5 - counted
+            assert not folded.first.is_visible()
+            more.click()
+            expect(folded.first).to_be_visible()
+            browser.close()
+    finally:
+        app.stop()

@@ -91,6 +91,33 @@ def test_the_page_and_the_api_ask_at_the_chosen_operating_point(state: AppState)
     assert "abstain must be one of" in ask_html(state, question, 2, [], "maybe")
 
 
+def test_the_banner_counts_only_supporting_passages_and_the_rest_are_folded(state: AppState):
+    import re
+
+    searcher = state.get().searcher
+    question = "When did the ferry stop crossing the river?"
+    supports = sorted((h.support for h in searcher.ask(question, 4).hits), reverse=True)
+    assert supports[0] > supports[-1]
+    searcher.abstention = searcher.abstention.with_threshold((supports[0] + supports[1]) / 2 if supports[0] > supports[1]
+                                                             else (supports[0] + supports[-1]) / 2)
+    answer = searcher.ask(question, 4)
+    page = ask_html(state, question, 4, [])
+    n = answer.supporting
+    assert 1 <= n < 4 and answer.to_json()["supporting"] == n
+    sources = len({h.source for h in answer.hits if h.support >= answer.threshold})
+    assert f"The sources answer this: {n} passage{'s' if n != 1 else ''} from {sources} source" in page
+    head, folded = page.split('<details class="rag-more">', 1)
+    assert head.count('class="rag-card"') == n and folded.count('class="rag-card') == 4 - n
+    assert re.search(rf"<summary>{4 - n} more passages? that do(es)? not answer this</summary>", folded)
+
+
+def test_unanswered_pages_fold_nothing(state: AppState):
+    searcher = state.get().searcher
+    searcher.abstention = searcher.abstention.with_threshold(1.0)
+    page = ask_html(state, "When did the ferry stop crossing the river?", 3, [])
+    assert "rag-more" not in page and page.count('class="rag-card not-answer"') == 3
+
+
 def test_page_lists_the_missing_words(state: AppState):
     page = ask_html(state, "When did the ferry to Zanzibar stop?", 3, [])
     assert "Not found in these passages: Zanzibar" in page
