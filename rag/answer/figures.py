@@ -128,6 +128,22 @@ _PART_WORDS = ("dawn", "midday", "noon", "evening", "morning", "night")  # each 
 _DATE_WORDS = (*_MONTHS.split("|"), "monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday")
 
 
+# Text that is not prose: a URL, an e-mail address, markup, code in backticks, or a token holding
+# characters prose does not use (= _ { } [ ] < > \ |) or a letter directly before a digit (an
+# identifier: A320, mp3, G7). A digit in there is part of a name, never a figure.
+_NOT_PROSE = re.compile(r"(?:https?://|www\.)\S+|[\w.+-]+@[\w-]+(?:\.[\w-]+)+|<[^<>]*>|`[^`]*`"
+                        r"|[^\s=_{}\[\]<>\\|]*[=_{}\[\]<>\\|][^\s]*|\S*[A-Za-z]\d\S*")
+_MAYBE_NOT_PROSE = re.compile(r"[=_{}\[\]<>\\|`@]|www\.|://|[A-Za-z]\d")
+
+
+def prose_only(text: str, found: list[Figure]) -> list[Figure]:
+    """`found` without the figures that lie in text that is not prose (_NOT_PROSE)."""
+    if not found or not _MAYBE_NOT_PROSE.search(text):
+        return found
+    spans = [(m.start(), m.end()) for m in _NOT_PROSE.finditer(text)]
+    return [f for f in found if not any(a < f.end and f.start < b for a, b in spans)]
+
+
 def count_matches(text: str) -> list[re.Match[str]]:
     """The matches of the count pattern in `text`, exactly as its `finditer` gives them, the
     pattern tried only where a count can begin (in ASCII text: the pattern's case-blind
@@ -184,7 +200,7 @@ def counts(text: str) -> list[Figure]:
     if "no" in text.casefold():  # every "no casualties" phrase starts with "no"
         for m in _NONE.finditer(text):
             found.append(Figure("count", m.start(), m.end(), m.group(0), 0.0, 0.0))
-    return sorted(found, key=lambda f: f.start)
+    return prose_only(text, sorted(found, key=lambda f: f.start))
 
 
 def times(text: str) -> list[Figure]:
@@ -210,7 +226,7 @@ def times(text: str) -> list[Figure]:
     for f in found:  # "early morning" wins over the "morning" inside it
         if not kept or f.start >= kept[-1].end:
             kept.append(f)
-    return kept
+    return prose_only(text, kept)
 
 
 _COUNT_QUESTION = re.compile(

@@ -134,3 +134,30 @@ def test_figures_are_read_as_the_patterns_read_them_everywhere(pieces):
         assert not figures._PART.search(text)
     if not figures._holds(folded, figures._DATE_WORDS):
         assert not figures._DATE.search(text)
+
+
+@pytest.mark.parametrize("text, expected", [
+    ("Three people died; <script>window.__pwned=1</script> and 2 more", ["Three", "2"]),
+    ("See https://example.com/page/3 or www.example.org/4 for 5 photos", ["5"]),
+    ("Write to team3@example.com or a.b-9@news.example: 4 staff", ["4"]),
+    ("An A320 and the G7 delegation carried 150 passengers", ["150"]),
+    ("`x = 5` and {count: 8} killed 7", ["7"]),
+    ('<img width="2" alt="6"> nine soldiers, [12] cited', ["nine"]),
+    ("snake_case_2 and path\\to\\3 but 11 villagers", ["11"]),
+])
+def test_figures_are_marked_only_in_prose(text: str, expected: list[str]):
+    assert [f.text for f in figures.counts(text)] == expected
+
+
+def test_times_and_dates_in_markup_or_links_are_not_figures():
+    text = 'At 05:00 <time datetime="2024-09-17T05:00">) https://x.example/17-september-2024 on 17 September 2024'
+    assert [f.text for f in figures.times(text)] == ["05:00", "17 September 2024"]
+
+
+@given(st.text(alphabet=st.sampled_from(list("ab 12=_<>`@.:/"), ), max_size=40))
+def test_prose_only_keeps_a_subset_with_exact_spans(text: str):
+    every = figures.count_matches(text)
+    kept = figures.counts(text)
+    assert len(kept) <= len(every) + text.casefold().count("no")
+    for f in kept:
+        assert text[f.start:f.end] == f.text

@@ -277,3 +277,20 @@ def test_import_in_background_loads_the_module_and_leaves_failures_to_the_caller
     assert hooked == []  # nothing raised on the thread, so no traceback printed
     with pytest.raises(ImportError, match="broken on purpose"):
         importlib.import_module("rag_broken_module")
+
+
+def test_no_digit_inside_markup_or_code_is_marked_on_the_page():
+    from rag.answer.figures import counts
+    from rag.web.page import marked_figures
+
+    text = 'Three people died. <img src=x onerror="window.__pwned=1"> See https://a.example/2 and 4 more.'
+    html = marked_figures(text, 100, [replace_start(f, 100) for f in counts(text)])
+    assert html.count('<mark class="rag-figure">') == 2
+    assert '<mark class="rag-figure">Three</mark>' in html and '<mark class="rag-figure">4</mark>' in html
+    assert "__pwned=1" in html.replace("&quot;", '"') and "a.example/2" in html
+
+
+def replace_start(figure, offset: int):  # noqa: ANN001, ANN201 (a Figure at `offset` in its file)
+    from dataclasses import replace
+
+    return replace(figure, start=figure.start + offset, end=figure.end + offset)
