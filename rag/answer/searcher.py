@@ -23,6 +23,7 @@ from rag.answer.evidence import (
 )
 from rag.answer.figures import asked_reader, differ, shifted
 from rag.answer.fusion import FusionConfig, Signals, fuse
+from rag.answer.missing import shown_missing
 from rag.answer.per_source import (
     SUPPORT_FLOOR,
     group,
@@ -153,6 +154,9 @@ class Searcher:
         n = len(chosen)
         hits = self._hits(ix, chosen, cand, fused, hit_at, hit_marked, features[:n], support[:n])
         missing = missing_words(terms, found[:n].any(axis=0))
+        if missing:  # the reader's line: no question frame, no word a shown passage says otherwise
+            name_of = dict(zip(terms.words, terms.names or (False,) * len(terms.words)))
+            missing = shown_missing(missing, [name_of.get(w, False) for w in missing], [h.text for h in hits], self._stem)
         best_support = max((h.support for h in hits), default=0.0)
         statements, differ = self._by_source(ix, question, cand, scores, source_ids, ranked,
                                              dict(zip(said.tolist(), support[n:].tolist())), threshold)
