@@ -29,6 +29,13 @@ EXAMPLES = [
 
 CSS = """
 .rag-results { display: flex; flex-direction: column; gap: 14px; }
+/* contrast (WCAG AA, 4.5:1): Gradio's primary button and its footer links are lighter than that */
+#ask { background: #9a3412 !important; border-color: #9a3412 !important; color: #fff !important; }
+#ask:hover { background: #7c2d12 !important; }
+footer .show-api, footer .built-with, footer .settings, footer a, footer button { color: #3d4450 !important; }
+#ask:focus-visible, .rag-example:focus-visible, #question textarea:focus-visible {
+  outline: 3px solid #0969da !important; outline-offset: 2px; }
+.rag-sr-only { position: absolute; width: 1px; height: 1px; overflow: hidden; clip: rect(0 0 0 0); white-space: nowrap; }
 .rag-banner { padding: 10px 14px; border-radius: 8px; font-weight: 600; }
 .rag-banner.answered { background: #e8f5e9; color: #1b5e20; }
 .rag-banner.unanswered { background: #fff3e0; color: #8a4b00; }
@@ -64,7 +71,7 @@ CSS = """
 .rag-quote q { font-size: 1.05em; line-height: 1.5; }
 .rag-quote cite, .rag-statement cite { display: block; font-style: normal; color: #57606a; font-size: .85em; margin-top: 4px; }
 .rag-by-source { border: 1px solid #d0d7de; border-radius: 10px; padding: 8px 14px; background: #fff; color: #1f2328; }
-.rag-by-source h3 { margin: 2px 0 6px; font-size: 1em; }
+.rag-by-source h2 { margin: 2px 0 6px; font-size: 1em; }
 .rag-differ { font-weight: 600; color: #8a4b00; margin: 0 0 6px; }
 .rag-statement { padding: 6px 0; border-top: 1px solid #eaeef2; }
 .rag-statement:first-of-type { border-top: none; }
@@ -86,6 +93,32 @@ CSS = """
 # so it is caught on the way down).
 HEAD = """
 <script>
+// A new answer is announced to screen readers: #results becomes a polite live region, and a
+// short status line (the banner's words) is spoken in place of the whole page of cards.
+(function () {
+  function mark() {
+    var box = document.getElementById("results");
+    if (!box) return false;
+    box.setAttribute("role", "region");
+    box.setAttribute("aria-label", "Answer");
+    if (!document.getElementById("rag-status")) {
+      var status = document.createElement("div");
+      status.id = "rag-status"; status.className = "rag-sr-only";
+      status.setAttribute("role", "status"); status.setAttribute("aria-live", "polite");
+      box.parentNode.insertBefore(status, box);
+      new MutationObserver(function () {
+        var banner = box.querySelector(".rag-banner");
+        var text = banner ? banner.textContent : "";
+        if (text && status.textContent !== text) status.textContent = text;
+      }).observe(box, {childList: true, subtree: true, characterData: true});
+    }
+    return true;
+  }
+  if (!mark()) {
+    var wait = new MutationObserver(function () { if (mark()) wait.disconnect(); });
+    wait.observe(document.documentElement, {childList: true, subtree: true});
+  }
+})();
 document.addEventListener("toggle", function (event) {
   var box = event.target;
   if (!box.classList || !box.classList.contains("rag-source") || !box.open) return;
@@ -230,7 +263,7 @@ def render_by_source(answer: Answer, texts: Mapping[str, str]) -> str:
             f"{also}{render_context(texts.get(lead.source), lead.source, lead.start, lead.end, lead.highlight, f'statement-{lead.source}')}</div>"
         )
     differ = '<p class="rag-differ">The sources give different figures.</p>' if answer.figures_differ else ""
-    return f'<section class="rag-by-source"><h3>What each source says</h3>{differ}{"".join(rows)}</section>'
+    return f'<section class="rag-by-source"><h2>What each source says</h2>{differ}{"".join(rows)}</section>'
 
 
 def render_answer(answer: Answer, texts: Mapping[str, str]) -> str:

@@ -46,7 +46,7 @@ def build_ui(state: AppState) -> Any:
 
     with gr.Blocks(title="Grounded answers") as demo:
         gr.Markdown(
-            "## Ask the sources\nEvery answer is a passage quoted from a source, cited to its "
+            "# Ask the sources\nEvery answer is a passage quoted from a source, cited to its "
             "exact place. Nothing is generated.",
             elem_id="title",
         )

@@ -345,3 +345,82 @@ def test_browser_counts_only_supporting_passages_and_folds_the_rest(tmp_path: Pa
             browser.close()
     finally:
         app.stop()
+
+
+AXE = Path(os.environ.get("RAG_AXE", ROOT / ".cache" / "axe-core-4.14.1" / "axe.min.js"))
+needs_axe = pytest.mark.skipif(not AXE.is_file(), reason="axe-core is not fetched (scripts/test.sh fetches it from npm)")
+AUDIT = """async () => {
+  const r = await axe.run(document, {resultTypes: ["violations"]});
+  return r.violations.filter(v => v.impact === "serious" || v.impact === "critical")
+    .map(v => v.id + " (" + v.impact + "): " + v.nodes.map(n => n.target.join(" ")).join(", "));
+}"""
+
+
+def settled(page) -> None:  # noqa: ANN001
+    """Wait until Gradio has finished updating the outputs (it dims them while a request runs)."""
+    from playwright.sync_api import expect
+
+    expect(page.locator(".pending, .generating, .translucent")).to_have_count(0, timeout=30_000)
+
+
+def tab_to(page, selector: str, limit: int = 80) -> None:  # noqa: ANN001 (a Playwright page)
+    """Press Tab until the focused element matches `selector` (the keyboard path a user takes)."""
+    for _ in range(limit):
+        page.keyboard.press("Tab")
+        if page.evaluate("s => document.activeElement && document.activeElement.matches(s)", selector):
+            return
+    raise AssertionError(f"{selector} is not reachable with Tab")
+
+
+def focus_is_visible(page) -> bool:  # noqa: ANN001
+    return page.evaluate("""() => { const s = getComputedStyle(document.activeElement);
+        return (s.outlineStyle !== "none" && parseFloat(s.outlineWidth) > 0) || s.boxShadow !== "none"; }""")
+
+
+@needs_chromium
+@needs_axe
+@pytest.mark.parametrize("width, height", [(1280, 900), (390, 844)])
+def test_the_page_passes_an_accessibility_audit_and_works_from_the_keyboard(app: App, tmp_path: Path, width: int, height: int):
+    from playwright.sync_api import expect, sync_playwright
+
+    with sync_playwright() as p:
+        browser = launch_browser(p)
+        page = browser.new_page(viewport={"width": width, "height": height})
+        page.goto(app.url)
+        expect(page.locator("#question textarea")).to_be_visible(timeout=60_000)
+        # ask with the keyboard alone: Tab to the question, type, Enter
+        tab_to(page, "#question textarea")
+        assert focus_is_visible(page)
+        page.keyboard.type("How many people were killed in the attack on Bamako?")
+        page.keyboard.press("Enter")
+        expect(page.locator(".rag-card").first).to_be_visible(timeout=60_000)
+        status = page.locator("#rag-status")  # the live region speaks the banner's words
+        expect(status).to_have_attribute("aria-live", "polite")
+        expect(status).to_have_text(page.locator(".rag-banner").inner_text())
+        page.add_script_tag(path=str(AXE))
+        settled(page)
+        assert page.evaluate(AUDIT) == []
+        page.screenshot(path=str(tmp_path / f"toll-{width}.png"), full_page=True)
+        # open a source in context from the keyboard
+        tab_to(page, ".rag-card .rag-source summary")
+        assert focus_is_visible(page)
+        page.keyboard.press("Enter")
+        expect(page.locator(".rag-card .rag-source-text").first).to_be_visible()
+        # an example, from the keyboard; then a question the sources do not answer
+        tab_to(page, ".rag-example")
+        assert focus_is_visible(page)
+        page.keyboard.press("Enter")
+        expect(status).not_to_have_text("The sources answer this: 5 passages from 3 sources below.", timeout=60_000)
+        box = page.locator("#question textarea")
+        box.fill("What is a good recipe for banana bread?")
+        box.press("Enter")
+        expect(page.locator(".rag-banner.unanswered")).to_be_visible(timeout=60_000)
+        expect(status).to_contain_text("The sources don't answer this")
+        settled(page)
+        assert page.evaluate(AUDIT) == []
+        page.screenshot(path=str(tmp_path / f"unanswered-{width}.png"), full_page=True)
+        browser.close()
+    keep = os.environ.get("RAG_SCREENSHOTS")
+    if keep:
+        for name in (f"toll-{width}.png", f"unanswered-{width}.png"):
+            shutil.copy(tmp_path / name, Path(keep) / name)
