@@ -99,10 +99,16 @@ def build_ui(state: AppState) -> Any:
                 on_ask, [question, k, sources, abstain], [results, footer], api_visibility="private"
             )
 
-        def ask_api(question: str, k: int = DEFAULT_K, abstain: str = "lenient") -> dict:
+        def ask_api(question: str, k: int = DEFAULT_K) -> dict:
             """Ranked, cited passages for a question: the object `rag ask --json` prints."""
-            return ask_json(state, question, k, abstain)
+            return ask_json(state, question, k)
 
+        def ask_strict_api(question: str, k: int = DEFAULT_K) -> dict:
+            """The same at the strict operating point (`rag ask --json --abstain strict`)."""
+            return ask_json(state, question, k, "strict")
+
+        # /ask keeps its two inputs (Gradio's HTTP protocol needs every input a function takes)
         gr.api(ask_api, api_name="ask", concurrency_limit=API_CONCURRENCY)
+        gr.api(ask_strict_api, api_name="ask_strict", concurrency_limit=API_CONCURRENCY)
     demo.queue(default_concurrency_limit=PAGE_CONCURRENCY, max_size=QUEUE_SIZE)
     return demo

@@ -110,6 +110,10 @@ def test_api_ask_matches_the_cli(app: App, seed_index: Path):
     ]
     assert [h["score"] for h in answer["hits"]] == pytest.approx([h["score"] for h in expected["hits"]], abs=1e-4)
     assert answer["answered"] == expected["answered"]
+    strict = Client(app.url, verbose=False).predict(question, 4, api_name="/ask_strict")
+    strict = json.loads(strict) if isinstance(strict, str) else strict
+    assert strict["abstain"] == "strict" and answer["abstain"] == "lenient"
+    assert strict["threshold"] >= answer["threshold"] and [h["text"] for h in strict["hits"]] == [h["text"] for h in answer["hits"]]
 
 
 def test_api_rejects_an_empty_question(app: App):
