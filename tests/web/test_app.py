@@ -361,10 +361,15 @@ AUDIT = """async () => {
 
 
 def settled(page) -> None:  # noqa: ANN001
-    """Wait until Gradio has finished updating the outputs (it dims them while a request runs)."""
+    """Wait until Gradio has finished updating the outputs: it dims them while a request runs and
+    fades the new HTML in (an opacity transition on its container), and an audit of a half-faded
+    page measures the fade, not the colours."""
     from playwright.sync_api import expect
 
     expect(page.locator(".pending, .generating, .translucent")).to_have_count(0, timeout=30_000)
+    page.wait_for_function("""() => { const r = document.querySelector(".rag-results");
+        for (let e = r; e; e = e.parentElement) if (parseFloat(getComputedStyle(e).opacity) < 1) return false;
+        return !!r; }""", timeout=30_000)
 
 
 def tab_to(page, selector: str, limit: int = 80) -> None:  # noqa: ANN001 (a Playwright page)
