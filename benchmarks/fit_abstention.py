@@ -40,7 +40,6 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "benchmarks"))
 
-
 from rag.encoding.choice import question_encoder  # noqa: E402
 from rag.encoding.model import SentenceTransformerEncoder  # noqa: E402
 from rag.encoding.recipes import DEFAULT_PRECISION, PRECISIONS  # noqa: E402
@@ -68,8 +67,7 @@ SEED_WEIGHT = 5.0  # of 1 and 5, the better SQuAD 2.0 AUROC out of sample (0.708
 OUT = ROOT / "rag" / "models" / "abstention-all-MiniLM-L6-v2.json"
 
 
-def squad2(folder: Path, builder: SentenceTransformerEncoder, precision: str, mode: str,
-           first_article: int = 0) -> list[Labelled]:
+def squad2(folder: Path, builder: SentenceTransformerEncoder, precision: str, first_article: int = 0) -> list[Labelled]:
     """Labelled SQuAD 2.0 questions of articles `first_article` and later, grouped by article."""
     from splits import squad2_article_of
 
@@ -79,13 +77,13 @@ def squad2(folder: Path, builder: SentenceTransformerEncoder, precision: str, mo
     index_dir, encoder = beir_index(folder, data, ROOT / ".cache" / "eval", lambda m: print(m, file=sys.stderr), builder.name,
                                     precision, builder)
     index = open_index(index_dir)
-    options = EvalOptions(k=10, modes=(mode,))
+    options = EvalOptions(k=10, modes=("hybrid",))
     _, _, answers, correct = evaluate(index, encoder, data.questions, options,
                                       lambda qs, ans: (data.qrels, document_run(ans, qs, 10)), 40)
     return labelled(data.questions, answers, beir_group(data, index), lambda q, h: h.source in data.qrels.get(q.id, {}))
 
 
-def seeds(builder: SentenceTransformerEncoder, tmp: Path, precision: str, mode: str) -> tuple[list[Labelled], list[str]]:
+def seeds(builder: SentenceTransformerEncoder, tmp: Path, precision: str) -> tuple[list[Labelled], list[str]]:
     from rag.index.build import build_index
 
     build_index(ROOT / "seeds", tmp / "index", builder, precision=precision)
@@ -93,7 +91,7 @@ def seeds(builder: SentenceTransformerEncoder, tmp: Path, precision: str, mode: 
     encoder = question_encoder(index.path, index.manifest.model, builder)  # as `rag ask` encodes questions
     questions = load_questions(ROOT / "eval" / "seeds" / "dev.jsonl")
     relevant = answer_passages(questions, [(p.id, p.text) for p in index.passages])
-    options = EvalOptions(k=5, modes=(mode,))
+    options = EvalOptions(k=5, modes=("hybrid",))
     _, _, answers, correct = evaluate(index, encoder, questions, options,
                                       lambda qs, ans: containment_judgements(qs, ans, relevant), 5)
 
@@ -104,10 +102,9 @@ def seeds(builder: SentenceTransformerEncoder, tmp: Path, precision: str, mode: 
     return labelled(questions, answers, group, contains), kinds
 
 
-def fit(squad: list[Labelled], seed: list[Labelled], seed_kinds: list[str], features: tuple[str, ...] = MODEL_FEATURES,
-        strict: bool = False) -> AbstentionModel:
-    """Per-hit weights on both sets, threshold from the seed rule; `strict`: also the strict
-    threshold, from the SQuAD 2.0 answerable questions."""
+def fit(squad: list[Labelled], seed: list[Labelled], seed_kinds: list[str], features: tuple[str, ...] = MODEL_FEATURES) -> AbstentionModel:
+    """Per-hit weights on both sets, the default threshold from the seed rule, and the strict one
+    answering STRICT_ANSWER_RATE of the answerable SQuAD 2.0 questions (never below the default)."""
     X, y, w = hit_rows(squad + seed, features, [1.0] * len(squad) + [SEED_WEIGHT] * len(seed))
     weights, bias = fit_logistic(X, y, w)
     model = AbstentionModel(tuple(float(v) for v in weights), bias, 0.5, "", features)
@@ -115,35 +112,31 @@ def fit(squad: list[Labelled], seed: list[Labelled], seed_kinds: list[str], feat
     answerable = np.array([q.answerable for q in seed])
     off_topic = np.array([k == "off_topic" for k in seed_kinds])
     model = model.with_threshold(threshold_min_error(support[answerable], support[off_topic], REFUSAL_COST, 1.0))
-    if strict:
-        squad_support = question_support(model, squad)
-        t = threshold_for_answer_rate(squad_support[np.array([q.answerable for q in squad])], STRICT_ANSWER_RATE)
-        model = replace(model, strict_threshold=max(t, model.threshold))
-    return model
+    squad_support = question_support(model, squad)
+    strict = threshold_for_answer_rate(squad_support[np.array([q.answerable for q in squad])], STRICT_ANSWER_RATE)
+    return replace(model, strict_threshold=max(strict, model.threshold))
 
 
-def leave_one_out(held: list[Labelled], other: list[Labelled], kinds: list[str], squad_side: bool,
-                  features: tuple[str, ...] = MODEL_FEATURES) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Held-out support, the default threshold and a 90%-answer threshold (fitted on the
-    training articles of `held`'s set) for every question of `held`; `kinds` are the seed
-    questions' kinds."""
+def leave_one_out(held: list[Labelled], other: list[Labelled], kinds: list[str],
+                  squad_side: bool) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Held-out support, the default threshold and the strict one (the model refitted without
+    the held-out article, as the shipped one is fitted) for every question of `held`; `kinds`
+    are the seed questions' kinds."""
     groups = np.array([q.group for q in held])
     support = np.zeros(len(held))
     default_t = np.zeros(len(held))
-    t90 = np.zeros(len(held))
+    strict_t = np.zeros(len(held))
     for g in np.unique(groups):
         train = [q for q, gg in zip(held, groups) if gg != g]
         if squad_side:
-            model = fit(train, other, kinds, features)
+            model = fit(train, other, kinds)
         else:
-            model = fit(other, train, [k for k, gg in zip(kinds, groups) if gg != g], features)
+            model = fit(other, train, [k for k, gg in zip(kinds, groups) if gg != g])
         mask = groups == g
         support[mask] = question_support(model, [q for q, m in zip(held, mask) if m])
         default_t[mask] = model.threshold
-        train_support = question_support(model, train)
-        t90[mask] = max(model.threshold, threshold_for_answer_rate(train_support[np.array([q.answerable for q in train])],
-                                                                   STRICT_ANSWER_RATE))
-    return support, default_t, t90
+        strict_t[mask] = model.threshold_for("strict")
+    return support, default_t, strict_t
 
 
 def main() -> int:
@@ -157,24 +150,24 @@ def main() -> int:
                         help="the model copy whose features are fitted (default: the default copy, %(default)s)")
     args = parser.parse_args()
     builder = SentenceTransformerEncoder()
-    mode, features, first, out = "hybrid", MODEL_FEATURES, args.squad2_from, OUT
-    squad = squad2(args.squad2, builder, args.precision, mode, first)
+    first = args.squad2_from
+    squad = squad2(args.squad2, builder, args.precision, first)
     with tempfile.TemporaryDirectory() as tmp:
-        seed, kinds = seeds(builder, Path(tmp), args.precision, mode)
-    report: dict[str, object] = {"mode": mode, "squad2_articles": f"{first}-9"}
+        seed, kinds = seeds(builder, Path(tmp), args.precision)
+    report: dict[str, object] = {"squad2_articles": f"{first}-9"}
 
     # SQuAD 2.0, each article left out (weights + default threshold refitted without it)
-    support, default_t, t90 = leave_one_out(squad, seed, kinds, True, features)
+    support, default_t, strict_t = leave_one_out(squad, seed, kinds, squad_side=True)
     y = np.array([q.answerable for q in squad])
     report["squad2_out_of_sample"] = {
         "auroc": round(auroc(support, y), 4),
         "at_default_threshold": rates(support, y, default_t).to_json(),
-        "at_strict_threshold_fitted_on_other_articles": rates(support, y, t90).to_json(),
+        "at_strict_threshold_fitted_on_other_articles": rates(support, y, strict_t).to_json(),
         "single_feature_auroc_top_hit": {f: round(auroc([q.features[0][i] if len(q.features) else 0 for q in squad], y), 4)
                                         for i, f in enumerate(FEATURES)},
     }
     # seeds dev, each article left out
-    support_s, default_s, strict_s = leave_one_out(seed, squad, kinds, False, features)
+    support_s, default_s, strict_s = leave_one_out(seed, squad, kinds, squad_side=False)
     ys = np.array([q.answerable for q in seed])
     by_kind = {}
     for kind in sorted(set(kinds)):
@@ -185,7 +178,7 @@ def main() -> int:
     report["seeds_dev_out_of_sample"] = {"auroc": round(auroc(support_s, ys), 4),
                                          "at_default_threshold": rates(support_s, ys, default_s).to_json(), "by_kind": by_kind}
 
-    final = fit(squad, seed, kinds, features, strict=True)
+    final = fit(squad, seed, kinds)
     final = AbstentionModel(
         final.weights, final.bias, final.threshold, features=final.features, strict_threshold=final.strict_threshold,
         fitted_on=
@@ -197,8 +190,8 @@ def main() -> int:
     )
     report["model"] = final.to_json()
     if args.write:
-        out.write_text(json.dumps(final.to_json(), indent=2) + "\n", "utf-8")
-        print(f"wrote {out}", file=sys.stderr)
+        OUT.write_text(json.dumps(final.to_json(), indent=2) + "\n", "utf-8")
+        print(f"wrote {OUT}", file=sys.stderr)
     if args.json:
         print(json.dumps(report))
     else:

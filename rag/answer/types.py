@@ -94,9 +94,13 @@ class Answer:
     abstain: str = "lenient"  # the operating point the threshold belongs to (lenient or strict)
 
     @property
+    def supporting_hits(self) -> tuple[Hit, ...]:
+        """The hits whose support reaches the threshold: the passages that support an answer."""
+        return tuple(h for h in self.hits if h.support >= self.threshold)
+
+    @property
     def supporting(self) -> int:
-        """How many hits reach the threshold: the passages that support an answer."""
-        return sum(h.support >= self.threshold for h in self.hits)
+        return len(self.supporting_hits)
 
     def to_json(self) -> dict[str, Any]:
         return {

@@ -124,7 +124,8 @@ def abstention(questions: Sequence[Question], answers: Sequence[Answer],
             "strict_abstain_rate": (sum(a.support < strict_threshold for a in unanswerable) / len(unanswerable)
                                     if unanswerable else float("nan")),
         }
-    return {**strict, 
+    return {
+        **strict,
         "answerable": len(answerable),
         "answerable_abstained": sum(not a.answered for a in answerable),
         "unanswerable": len(unanswerable),

@@ -267,7 +267,7 @@ def render_by_source(answer: Answer, texts: Mapping[str, str]) -> str:
 
 
 def render_answer(answer: Answer, texts: Mapping[str, str]) -> str:
-    supporting = [h for h in answer.hits if h.support >= answer.threshold]
+    supporting = answer.supporting_hits
     if answer.answered:
         sources = len({h.source for h in supporting})
         banner = (
@@ -297,7 +297,7 @@ def render_answer(answer: Answer, texts: Mapping[str, str]) -> str:
     )
     cards = "".join(render_card(h, answer.answered, texts.get(h.source), answer.threshold)
                     for h in (supporting if answer.answered else answer.hits))
-    rest = [h for h in answer.hits if h.support < answer.threshold] if answer.answered else []
+    rest = [h for h in answer.hits if h not in supporting] if answer.answered else []
     if rest:  # shown on request only: they do not answer, and at full size they would look like evidence
         cards += (
             f'<details class="rag-more"><summary>{len(rest)} more passage{"s" if len(rest) != 1 else ""} that '
